@@ -204,7 +204,16 @@ class Parser(Cursor):
             raise Fail(name.at, f"{name.text} is not in the grammar: terms one after another "
                                 "(or joined by AND) must all hold")
         elif not self.other_term(name):
-            raise Fail(name.at, f"unknown field {name.text!r}; filter on {self.fields}")
+            raise Fail(name.at, f"unknown field {name.text!r}{self.spelled_as(name.text)}; "
+                                f"filter on {self.fields}")
+
+    def spelled_as(self, text: str) -> str:
+        """" (did you mean visitorId?)" when `text` is a field of the grammar in another
+        case or in snake_case (`visitor_id`, `VisitorID`, the column's and the proto's
+        spellings), else "": the list alone left the one letter that differs to the eye."""
+        camel = re.sub(r"_+(.)", lambda m: m.group(1).upper(), text).lower()
+        near = [f for f in self.fields.split(", ") if f.lower() == camel]
+        return f" (did you mean {near[0]}?)" if near else ""
 
     def bare_event_type(self) -> str:
         """The value after `eventType =`, quoted or bare (`eventType=search`: Google's

@@ -100,6 +100,12 @@ def test_the_tighter_bound_wins() -> None:
     ("visitorId = bob eventTime > 2026-11-20", "at character 13: expected a quoted value for "
                                                'visitorId, got \'bob\': write visitorId = "bob"'),
     ('visitorId "a" eventTime > 2026-11-20', "at character 11: expected '=' after visitorId"),
+    # the proto's (and the columns') snake_case spelling, or another case, is told the
+    # field it spells; a field of no spelling is told the list alone
+    ('visitor_id = "v1"', "unknown field 'visitor_id' (did you mean visitorId?); filter on "),
+    ('UserID = "u1"', "unknown field 'UserID' (did you mean userId?)"),
+    ('sessionId = "s1"', "unknown field 'sessionId'; filter on eventType, visitorId, userId, "
+                         "eventTime"),
     ("x" * 5001, "at most 5000 characters"),
     # PostgreSQL's text holds no NUL (the store writes U+FFFD): it selected, and
     # purged, the events of visitor "v\ufffd"; no stored id holds a NUL
