@@ -9,6 +9,7 @@ Footfall adds per call.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,9 @@ from concurrent import futures
 import grpc
 import uvloop
 from footfall.retail.v2 import user_event_service_pb2_grpc
+
+# The port to listen on (0: a free one, said on stdout); bench/tail.py gives one.
+PORT = int(os.environ.get("FOOTFALL_BENCH_PORT", "0"))
 
 
 class Echo(user_event_service_pb2_grpc.UserEventServiceServicer):
@@ -32,7 +36,7 @@ class AsyncEcho(user_event_service_pb2_grpc.UserEventServiceServicer):
 def run_threaded(workers: int) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(Echo(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{PORT}")
     server.start()
     print(f"PORT {port}", flush=True)
     stop = threading.Event()
@@ -44,7 +48,7 @@ def run_threaded(workers: int) -> None:
 async def run_aio() -> None:
     server = grpc.aio.server()
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(AsyncEcho(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{PORT}")
     await server.start()
     print(f"PORT {port}", flush=True)
     stop = asyncio.Event()

@@ -1,0 +1,166 @@
+"""The latency tail of durable writes beside the empty uvloop handler's, in one
+interleaved run: a fresh server of each side every turn (empty, Footfall, empty,
+Footfall, ...), each loaded by h2load at `--callers` after a warm-up, with the
+server's CPU per call from /proc and every call's latency kept (h2load's log).
+
+    python -m bench.tail [--turns 3] [--requests 10000] [--callers 16]
+        [--port 62500] [--before REV] [--keep DIR] [--variant LABEL NAME=VALUE ...]
+
+`--before REV` adds a Footfall server of that commit to every turn (bench.ab's
+export); each `--variant` adds one more of this checkout, with those environment
+variables set (a knob tried by hand);
+`--keep DIR` keeps each turn's h2load log (start µs since the epoch, status,
+µs taken) for a look at when the slow calls came.
+
+Besides p50/p99 it says how the calls past the empty handler's p99 bunch: the
+share of them that came within 10 ms of another such call. Calls slowed by a stall
+(a collection, a slow fsync) come in bunches of about the callers; a call that
+missed its batch and waited for the next is slow alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench import write
+from bench.ab import exported
+from bench.common import (
+    ROOT,
+    Server,
+    _stop,
+    _wait_ready,
+    cpu_seconds,
+    h2load_path,
+    percentile,
+    summary,
+)
+
+
+@contextlib.contextmanager
+def empty(port: int) -> Iterator[Server]:
+    env = {**os.environ, "FOOTFALL_BENCH_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench/empty_server.py"), "uvloop"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        yield Server(process, port, ROOT)
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def footfall(port: int, env: dict[str, str]) -> Iterator[Server]:
+    workdir = Path(tempfile.mkdtemp(prefix="footfall-tail-"))
+    args = [sys.executable, "-m", "server", "serve", "--port", str(port), "--http-port", "0",
+            "--store", f"sqlite:///{workdir}/events.db", "--gcs-root", str(workdir / "gcs")]
+    process = subprocess.Popen(args, cwd=workdir, stderr=subprocess.PIPE,
+                               env={**os.environ, "FOOTFALL_LOG_LEVEL": "INFO", **env})
+    try:
+        _wait_ready(process)
+        yield Server(process, port, workdir)
+    finally:
+        _stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def load(server: Server, frame: Path, callers: int, requests: int,
+         keep: Path | None, name: str) -> dict[str, Any]:
+    """One h2load run: rate, percentiles, CPU µs a call, bunching of the slow."""
+    log = Path(tempfile.mktemp(prefix="h2load-", suffix=".log"))
+    before = cpu_seconds(server.process.pid)
+    out = subprocess.run(
+        [h2load_path(), "-n", str(requests), "-c", str(callers), "-m", "1", "-d", str(frame),
+         "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", str(log),
+         f"http://127.0.0.1:{server.port}{write.PATH}"],
+        capture_output=True, text=True, check=True).stdout
+    cpu = (cpu_seconds(server.process.pid) - before) / requests * 1e6
+    if " 0 failed" not in out:
+        raise RuntimeError(f"{name}: calls failed:\n{out}")
+    calls = [(int(start), int(took)) for start, _, took in
+             (line.split("\t") for line in log.read_text().splitlines())]
+    if keep is not None:
+        shutil.copy(log, keep / f"{name}.log")
+    log.unlink()
+    times = sorted(took / 1000 for _, took in calls)
+    first = min(start for start, _ in calls)
+    last = max(start + took for start, took in calls)
+    return {"per_second": requests / (last - first) * 1e6, "cpu_us": cpu,
+            "p50": percentile(times, 50), "p90": percentile(times, 90),
+            "p99": percentile(times, 99), "p999": percentile(times, 99.9), "max": times[-1],
+            "calls": calls}
+
+
+def bunched(calls: list[tuple[int, int]], over_ms: float) -> tuple[int, float]:
+    """How many calls took longer than `over_ms`, and the share of them that ended
+    within 10 ms of another such call's end."""
+    ends = sorted(start + took for start, took in calls if took / 1000 > over_ms)
+    if not ends:
+        return 0, 0.0
+    near = sum(1 for i, end in enumerate(ends)
+               if (i and end - ends[i - 1] <= 10_000) or (i + 1 < len(ends)
+                                                          and ends[i + 1] - end <= 10_000))
+    return len(ends), near / len(ends)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--port", type=int, default=0, help="0: a free one each")
+    parser.add_argument("--before")
+    parser.add_argument("--keep", type=Path)
+    parser.add_argument("--variant", nargs="+", action="append", default=[])
+    args = parser.parse_args()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    frame = write.frame_file()
+    sides: dict[str, list[dict[str, Any]]] = {"empty-uvloop": []}
+    with contextlib.ExitStack() as stack:
+        before = stack.enter_context(exported(args.before)) if args.before else None
+        makers: dict[str, Any] = {"empty-uvloop": lambda port: empty(port)}
+        if before is not None:
+            tree = {"PYTHONPATH": f"{before}{os.pathsep}{before / 'generated'}"}
+            makers["before"] = lambda port: footfall(port, tree)
+        makers["footfall"] = lambda port: footfall(port, {})
+        for label, *settings in args.variant:
+            env = dict(item.split("=", 1) for item in settings)
+            makers[label] = lambda port, env=env: footfall(port, env)
+        sides = {name: [] for name in makers}
+        for turn in range(args.turns):
+            order = list(makers.items())
+            if turn % 2:
+                order = [order[0], *order[1:][::-1]]
+            for name, make in order:
+                with make(args.port) as server:
+                    write.h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
+                    run = load(server, frame, args.callers, args.requests, args.keep,
+                               f"{name}-{turn}")
+                sides[name].append(run)
+                print(f"turn {turn} {name}: {run['per_second']:,.0f}/s, CPU {run['cpu_us']:.0f} "
+                      f"µs, p50 {run['p50']:.2f} p99 {run['p99']:.2f} p99.9 "
+                      f"{run['p999']:.2f} max {run['max']:.1f} ms", flush=True)
+    frame.unlink()
+    base = summary([run["p99"] for run in sides["empty-uvloop"]])["median"]
+    table: dict[str, Any] = {}
+    for name, runs in sides.items():
+        table[name] = {key: summary([run[key] for run in runs])
+                       for key in ("per_second", "cpu_us", "p50", "p90", "p99", "p999", "max")}
+        table[name]["p99_ratio"] = table[name]["p99"]["median"] / base
+        table[name]["slow_bunched"] = [bunched(run["calls"], run["p99"]) for run in runs]
+    print(json.dumps(table, indent=1))
+
+
+if __name__ == "__main__":
+    main()
