@@ -113,7 +113,7 @@ VERSIONED = {
 }
 GRPC_IDLE_MS = 30_000  # see _serve
 GRPC_MOST_WAITING = 3_000  # grpc's own hard limit of calls waiting for the loop (_calls_waiting)
-YOUNG_COLLECTION = 10_000  # see serve
+YOUNG_COLLECTION = 2_000  # see tune_collector
 # Every service of ours the policy guards and health reports on.
 GUARDED = (*SERVED, *VERSIONED)
 
@@ -573,6 +573,29 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
             scheme, how)
 
 
+def tune_collector() -> None:
+    """Once start-up is done: the collector as a served process wants it.
+
+    What start-up made (modules, descriptors, servicers) lives as long as the
+    process: out of the collector's sight (gc.freeze), the full collections that the
+    objects of busy watches and refusals set off walk only what came since (with 200
+    batch watchers at 1,280 writes/s: 4-6% less server CPU per write, bench.watch).
+
+    The youngest generation is collected every YOUNG_COLLECTION allocations not freed,
+    not Python's 700: every pixel leaves its job (job, join, partials, lists) alive
+    until the writer commits it, so at 700 the collector ran every 90 pixels or so and
+    walked the jobs queued each time (2.0 µs of collector a pixel; 0.6 at 10,000,
+    0.8 at 2,000). Not 10,000 either: each gRPC call leaves some 14 objects in
+    reference cycles (grpc's own call state, held by the callbacks a context keeps),
+    which only a collection frees, so at 10,000 a young collection freed about 9,000
+    objects every ~700 durable writes and held the loop 3-6 ms each time, every
+    caller's call with it; a collection at 2,000 takes 0.5-0.6 ms, and the collector's
+    time per write is the same (bench/ANALYSIS.md, "The tail of a durable write").
+    """
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
+
+
 def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
           ready_lines: bool = True, trust_lines: bool = True, process: int = 0,
           keys: str | None = None) -> int:
@@ -592,16 +615,7 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     except AuthFileError as exc:
         log.error("%s", exc)
         return 2
-    # What start-up made (modules, descriptors, servicers) lives as long as the
-    # process: out of the collector's sight, the full collections that the objects
-    # of busy watches and refusals set off walk only what came since (with 200
-    # batch watchers at 1,280 writes/s: 4-6% less server CPU per write, bench.watch).
-    gc.freeze()
-    # The youngest generation is collected every YOUNG_COLLECTION allocations not
-    # freed, not Python's 700: every pixel leaves its job (job, join, partials, lists)
-    # alive until the writer commits it, so at 700 the collector ran every 90 pixels or
-    # so and walked the jobs queued each time; most are gone by the next collection now.
-    gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
+    tune_collector()
     if trust_lines:
         _log_trust(running)
     if ready_lines:
