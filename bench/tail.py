@@ -4,11 +4,13 @@ Footfall, ...), each loaded by h2load at `--callers` after a warm-up, with the
 server's CPU per call from /proc and every call's latency kept (h2load's log).
 
     python -m bench.tail [--turns 3] [--requests 10000] [--callers 16]
-        [--port 62500] [--before REV] [--keep DIR] [--variant LABEL NAME=VALUE ...]
+        [--port 62500] [--rev LABEL=REV ...] [--keep DIR]
+        [--variant LABEL NAME=VALUE ...]
 
-`--before REV` adds a Footfall server of that commit to every turn (bench.ab's
-export); each `--variant` adds one more of this checkout, with those environment
-variables set (a knob tried by hand);
+Each `--rev` adds a Footfall server of that commit to every turn (exported as
+bench.ab does, so edits made meanwhile in the checkout stay out of the run); each
+`--variant` adds one more of this checkout, with those environment variables set
+(a knob tried by hand);
 `--keep DIR` keeps each turn's h2load log (start µs since the epoch, status,
 µs taken) for a look at when the slow calls came.
 
@@ -119,7 +121,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--callers", type=int, default=16)
     parser.add_argument("--port", type=int, default=0, help="0: a free one each")
-    parser.add_argument("--before")
+    parser.add_argument("--rev", nargs="+", default=[])
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--variant", nargs="+", action="append", default=[])
     args = parser.parse_args()
@@ -128,12 +130,13 @@ def main() -> None:
     frame = write.frame_file()
     sides: dict[str, list[dict[str, Any]]] = {"empty-uvloop": []}
     with contextlib.ExitStack() as stack:
-        before = stack.enter_context(exported(args.before)) if args.before else None
         makers: dict[str, Any] = {"empty-uvloop": lambda port: empty(port)}
-        if before is not None:
-            tree = {"PYTHONPATH": f"{before}{os.pathsep}{before / 'generated'}"}
-            makers["before"] = lambda port: footfall(port, tree)
-        makers["footfall"] = lambda port: footfall(port, {})
+        for label, rev in (item.split("=", 1) for item in args.rev):
+            tree = stack.enter_context(exported(rev))
+            path = {"PYTHONPATH": f"{tree}{os.pathsep}{tree / 'generated'}"}
+            makers[label] = lambda port, path=path: footfall(port, path)
+        if not args.rev:
+            makers["footfall"] = lambda port: footfall(port, {})
         for label, *settings in args.variant:
             env = dict(item.split("=", 1) for item in settings)
             makers[label] = lambda port, env=env: footfall(port, env)
