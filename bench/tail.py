@@ -4,13 +4,15 @@ Footfall, ...), each loaded by h2load at `--callers` after a warm-up, with the
 server's CPU per call from /proc and every call's latency kept (h2load's log).
 
     python -m bench.tail [--turns 3] [--requests 10000] [--callers 16]
-        [--port 62500] [--rev LABEL=REV ...] [--keep DIR]
+        [--port 62500] [--rev LABEL=REV ...] [--keep DIR] [--quiet CORES]
         [--variant LABEL NAME=VALUE ...]
 
 Each `--rev` adds a Footfall server of that commit to every turn (exported as
 bench.ab does, so edits made meanwhile in the checkout stay out of the run); each
 `--variant` adds one more of this checkout, with those environment variables set
-(a knob tried by hand);
+(a knob tried by hand); `--quiet CORES` runs a load again (after 2 s, up to
+`--tries`) while the rest of the machine took more than that many cores during it
+(from /proc/stat, less the server's and h2load's CPU);
 `--keep DIR` keeps each turn's h2load log (start µs since the epoch, status,
 µs taken) for a look at when the slow calls came.
 
@@ -26,10 +28,12 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,12 +85,17 @@ def load(server: Server, frame: Path, callers: int, requests: int,
     """One h2load run: rate, percentiles, CPU µs a call, bunching of the slow."""
     log = Path(tempfile.mktemp(prefix="h2load-", suffix=".log"))
     before = cpu_seconds(server.process.pid)
+    busy, loader, started = machine_busy(), children_cpu(), time.monotonic()
     out = subprocess.run(
         [h2load_path(), "-n", str(requests), "-c", str(callers), "-m", "1", "-d", str(frame),
          "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", str(log),
          f"http://127.0.0.1:{server.port}{write.PATH}"],
         capture_output=True, text=True, check=True).stdout
-    cpu = (cpu_seconds(server.process.pid) - before) / requests * 1e6
+    served = cpu_seconds(server.process.pid) - before
+    # what the rest of the machine took meanwhile, in cores (other work: a busy turn)
+    others = (machine_busy() - busy - served - (children_cpu() - loader)) \
+        / (time.monotonic() - started)
+    cpu = served / requests * 1e6
     if " 0 failed" not in out:
         raise RuntimeError(f"{name}: calls failed:\n{out}")
     calls = [(int(start), int(took)) for start, _, took in
@@ -100,7 +109,20 @@ def load(server: Server, frame: Path, callers: int, requests: int,
     return {"per_second": requests / (last - first) * 1e6, "cpu_us": cpu,
             "p50": percentile(times, 50), "p90": percentile(times, 90),
             "p99": percentile(times, 99), "p999": percentile(times, 99.9), "max": times[-1],
-            "calls": calls}
+            "others": max(0.0, others), "calls": calls}
+
+
+def machine_busy() -> float:
+    """CPU seconds every core has spent busy since boot (/proc/stat)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that ended (h2load)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bunched(calls: list[tuple[int, int]], over_ms: float) -> tuple[int, float]:
@@ -123,6 +145,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0: a free one each")
     parser.add_argument("--rev", nargs="+", default=[])
     parser.add_argument("--keep", type=Path)
+    parser.add_argument("--quiet", type=float, help="run a load again (up to --tries) "
+                        "while other work took more than this many cores")
+    parser.add_argument("--tries", type=int, default=5)
     parser.add_argument("--variant", nargs="+", action="append", default=[])
     args = parser.parse_args()
     if args.keep:
@@ -148,10 +173,17 @@ def main() -> None:
             for name, make in order:
                 with make(args.port) as server:
                     write.h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
-                    run = load(server, frame, args.callers, args.requests, args.keep,
-                               f"{name}-{turn}")
+                    for _ in range(args.tries):
+                        run = load(server, frame, args.callers, args.requests, args.keep,
+                                   f"{name}-{turn}")
+                        if args.quiet is None or run["others"] <= args.quiet:
+                            break
+                        print(f"turn {turn} {name}: others took {run['others']:.2f} cores; "
+                              "again", flush=True)
+                        time.sleep(2)
                 sides[name].append(run)
-                print(f"turn {turn} {name}: {run['per_second']:,.0f}/s, CPU {run['cpu_us']:.0f} "
+                print(f"turn {turn} {name}: others {run['others']:.2f} cores, "
+                      f"{run['per_second']:,.0f}/s, CPU {run['cpu_us']:.0f} "
                       f"µs, p50 {run['p50']:.2f} p99 {run['p99']:.2f} p99.9 "
                       f"{run['p999']:.2f} max {run['max']:.1f} ms", flush=True)
     frame.unlink()
@@ -161,6 +193,11 @@ def main() -> None:
         table[name] = {key: summary([run[key] for run in runs])
                        for key in ("per_second", "cpu_us", "p50", "p90", "p99", "p999", "max")}
         table[name]["p99_ratio"] = table[name]["p99"]["median"] / base
+        # each turn's p99 to the empty handler's of the same turn: steadier on a busy machine
+        empties = sides["empty-uvloop"]
+        table[name]["p99_ratio_by_turn"] = summary(
+            [run["p99"] / empty["p99"] for run, empty in zip(runs, empties, strict=True)])
+        table[name]["others_cores"] = summary([run["others"] for run in runs])
         table[name]["slow_bunched"] = [bunched(run["calls"], run["p99"]) for run in runs]
     print(json.dumps(table, indent=1))
 
