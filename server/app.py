@@ -584,13 +584,14 @@ def tune_collector() -> None:
     The youngest generation is collected every YOUNG_COLLECTION allocations not freed,
     not Python's 700: every pixel leaves its job (job, join, partials, lists) alive
     until the writer commits it, so at 700 the collector ran every 90 pixels or so and
-    walked the jobs queued each time (2.0 µs of collector a pixel; 0.6 at 10,000,
-    0.8 at 2,000). Not 10,000 either: each gRPC call leaves some 14 objects in
-    reference cycles (grpc's own call state, held by the callbacks a context keeps),
-    which only a collection frees, so at 10,000 a young collection freed about 9,000
-    objects every ~700 durable writes and held the loop 3-6 ms each time, every
-    caller's call with it; a collection at 2,000 takes 0.5-0.6 ms, and the collector's
-    time per write is the same (bench/ANALYSIS.md, "The tail of a durable write").
+    walked the jobs queued each time. Nor 10,000: each gRPC call leaves some 14 objects
+    in reference cycles (grpc's call state and servicer context, held together by the
+    done-callback each call's share adds, and grpc's method lookup), which only a
+    collection frees. At 10,000 a young collection freed about 9,200 of them every ~700
+    durable writes and held the loop 3-6 ms, every caller's call with it (2-3% of the
+    calls at 16 callers, so the p99); at 2,000 one takes about 0.5 ms, for the same
+    collector time a write, and about 0.5 µs more a pixel (bench/ANALYSIS.md, "The
+    tail of a durable write").
     """
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
