@@ -32,6 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
+import grpc
 import orjson
 from footfall.console.v1 import console_pb2
 from google.protobuf import any_pb2, json_format, unknown_fields
@@ -125,6 +126,14 @@ _VIOLATION = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
 _KEY_MEMBER = re.compile(rb'("key"\s*:\s*)"(?:[^"\\]|\\.)*"')
 KEY_MASK = "(not kept: an API key)"
 KEY_NOT_KEPT = b'"%s"' % KEY_MASK.encode()
+# A status code's number, by the code: an enum's hash is a call of Python, and a
+# refusal's `alike` was hashed three times.
+_CODE_NUMBERS = {code: code.value[0] for code in grpc.StatusCode}
+_LENGTHS = [varint(n) for n in range(0x80)]
+_CALLS: dict[tuple[str, str], int] = {}  # origin.of_call(transport, method), made once
+# A RejectionRow made as the tuple it is, without the call of Python its class's
+# __new__ is.
+_row = functools.partial(tuple.__new__, RejectionRow)
 
 
 def _violations(error: FootfallError, key: str = ""
@@ -287,6 +296,10 @@ def kept_under(method: str, parent: str) -> str:
     return parent
 
 
+# The methods whose refusals `kept_under` may list by another parent than they name.
+_LISTED_ELSEWHERE = STORE_WRITE_METHODS | {_DEFAULT_TENANT_METHOD}
+
+
 def _parent_text(parent: str) -> str:
     """`parent` as kept: cut past KEPT_PARENT_CHARS."""
     return parent if len(parent) <= KEPT_PARENT_CHARS else parent[:KEPT_PARENT_CHARS] + "..."
@@ -386,15 +399,23 @@ class Rejections:
         if method not in KEPT_METHODS or not self._keep_count \
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
-        parent = _parent(request.bare if isinstance(request, UnreadBody) else request)
-        error = _key_masked(error, key)
-        data = request.body if isinstance(request, UnreadBody) \
+        unread = isinstance(request, UnreadBody)
+        target = request.bare if unread else request
+        parent = getattr(target, "parent", None)  # (RESOURCE_FIELDS' first: most requests')
+        if not parent or not isinstance(parent, str):
+            parent = _parent(target)
+        if key:
+            error = _key_masked(error, key)
+        data = request.body if unread \
             else request.SerializeToString() if isinstance(request, Message) else None
         # (the message as kept: a whole one of 100 long violations, held as the key
         # of each of ALIKE_KINDS, held 180 MB after 250 such refusals)
         # (the key masked wherever the request's text stands, not in its JSON alone:
         # in what the answer quotes of it too, `ip_address: ... got 'KEY'`)
-        message, cut = _message(error, key)
+        message = error.message
+        cut = False
+        if key or len(message) > KEPT_TEXT_CHARS:
+            message, cut = _message(error, key)
         # ... which, cut, names fewer violations than are kept: the kept ones tell such
         # refusals apart too (else one past the message's cut was the first refusal's
         # in every refusal alike that followed)
@@ -403,9 +424,12 @@ class Rejections:
             if key in parent or (data is not None and key.encode() in data):
                 request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
             parent = parent.replace(key, KEY_MASK)
-        parent = _parent_text(parent)  # (cut once masked: a key across the cut was kept in part)
-        alike = (origin.of_call(transport, method), method, parent, key_name or "",
-                 error.code, message, told)
+        if len(parent) > KEPT_PARENT_CHARS:  # (cut once masked: a key across the cut was
+            parent = _parent_text(parent)  # kept in part)
+        call = _CALLS.get((transport, method))
+        if call is None:  # (of a few: KEPT_METHODS on each transport)
+            call = _CALLS[transport, method] = origin.of_call(transport, method)
+        alike = (call, method, parent, key_name or "", _CODE_NUMBERS[error.code], message, told)
         now_ns = self._clock.now_ns()
         # Alike requests are found by their bytes, of those kept as bytes only: a
         # large one (kept as its JSON, cut) would hold its megabytes while it waits.
@@ -420,10 +444,15 @@ class Rejections:
             if stranded:  # its job failed before taking it: another takes them
                 self._queue()
             return
-        project, common = self._alike_part(alike, error, key)
-        self._keep([RejectionRow(project, kept_under(method, parent), now_ns // 1000,
-                                 common + _time(now_ns) + _request(request, data),
-                                 origin.now_us())], same)
+        found = self._alike.get(alike)
+        project, common = found if found is not None else self._alike_part(alike, error, key)
+        # (in a flood of refusals no two alike each makes its row, on the busy loop,
+        # where each call of Python costs about a microsecond: the steps that need
+        # none are written out here and above; they were a third of the calls)
+        self._keep(_row((project, parent if method not in _LISTED_ELSEWHERE
+                         else kept_under(method, parent), now_ns // 1000,
+                         common + _time(now_ns) + _request(request, data), origin.now_us())),
+                   same)
 
     def import_rows(self, operation: str, failures: Sequence[str],
                     method: str = IMPORT_METHOD, parent: str = "") -> list[RejectionRow]:
@@ -489,16 +518,15 @@ class Rejections:
             self._alike_bytes += 2 * len(found[1])
         return found
 
-    def _keep(self, rows: list[RejectionRow], same: tuple[Any, bytes | None] | None = None
-              ) -> None:
-        """Gather `rows` for the writer; a refusal `same` as later ones may count them."""
+    def _keep(self, row: RejectionRow, same: tuple[Any, bytes | None] | None = None) -> None:
+        """Gather `row` for the writer; a refusal `same` as later ones may count it."""
         with self._lock:
             first = not self._queued  # else the writer's queued job takes these too
             self._queued = True
             if same is not None:
                 self._repeats[same] = [self._dropped + len(self._gathered), 0, 0]
-            self._gathered.extend(rows)
-            self._gathered_bytes += sum(len(row.payload) for row in rows)
+            self._gathered.append(row)
+            self._gathered_bytes += len(row.payload)
             # (not keep_count, if more: with a --rejections-keep of millions a store
             # away for long had millions of refusals held in memory)
             room = GATHERED_BYTES - self._taken_bytes
@@ -629,8 +657,8 @@ def _stamp(ns: int) -> bytes:
 
 def _time(ns: int, tag: bytes = _TIME_TAG) -> bytes:
     """A Rejection's Timestamp field `tag` (its `time` unless told), `ns`."""
-    stamp = _stamp(ns)
-    return tag + varint(len(stamp)) + stamp
+    stamp = timestamp(*divmod(ns, 1_000_000_000))  # (as _stamp: one call less a refusal)
+    return tag + _LENGTHS[len(stamp)] + stamp  # (up to 16 bytes: a varint of one)
 
 
 def _repeated(count: int, last_ns: int) -> bytes:
@@ -671,8 +699,14 @@ def _request(request: Any, data: bytes | None) -> bytes:
         if type_url is None:
             url = (_ANY_PREFIX + request.DESCRIPTOR.full_name).encode()
             type_url = _TYPE_URLS[request.DESCRIPTOR] = b"\x0a" + varint(len(url)) + url
-        wrapped = type_url + b"\x12" + varint(len(data)) + data
-        return _REQUEST_TAG + varint(len(wrapped)) + wrapped
+        # (their lengths, of 2 bytes at most here, written out: a call of `varint`
+        # for each cost a tenth of keeping a refusal)
+        size = len(data)
+        wrapped = type_url + b"\x12" + (_LENGTHS[size] if size < 0x80 else bytes(
+            (size & 0x7F | 0x80, size >> 7))) + data
+        size = len(wrapped)
+        return _REQUEST_TAG + (_LENGTHS[size] if size < 0x80 else bytes(
+            (size & 0x7F | 0x80, size >> 7)) if size < 0x4000 else varint(size)) + wrapped
     text, cut = _request_json(request)
     return console_pb2.Rejection(request_json=text, request_truncated=cut).SerializeToString()
 
