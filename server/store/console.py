@@ -174,6 +174,11 @@ _CATALOG_PART = re.compile(r"locations/[^/]+/catalogs/[^/]+/")
 
 # The projects that hold kept refusals (at most `keep` rows are read).
 _KEPT_PROJECTS = "SELECT DISTINCT project FROM rejections"
+# SQLite: the rows kept, and the least and greatest project among them (each a step of
+# the project index: SQLite counts the table by its pages, and finds a MIN or MAX
+# alone by its index).
+_COUNTED = ("SELECT (SELECT COUNT(*) FROM rejections), (SELECT MIN(project) FROM rejections), "
+            "(SELECT MAX(project) FROM rejections)")
 
 
 class ConsoleSql:
@@ -436,23 +441,39 @@ class ConsoleSql:
             kept = taken[0]
             self._insert_rejections(db, self._not_reset(db, kept))
             # by rows, not ids: those a project's trim took leave gaps in the ids
+            count = None  # (SQLite: the rows kept, once counted)
             if keep_per_project is not None and keep_per_project < keep:
                 # A trim alone (at start, then every few minutes) trims every project:
                 # one started with a lower keep_per_project keeps no more than it says.
                 trimmed = sorted({row.project for row in kept}) if kept else \
                     sorted(projects) if projects is not None else [
                         project for (project,) in db.execute(_KEPT_PROJECTS).fetchall()]
+                if self._dialect.name == "sqlite" and trimmed:
+                    # Found from the newest end, a project's last keep_per_project were
+                    # walked each time, 2,000 rows for each job of a flood of one
+                    # project's refusals (about a third of the job): when the table
+                    # holds no more rows, or one project's alone, they are counted.
+                    count, least, most = db.execute(_COUNTED).fetchone()
+                    if count > keep_per_project and least == most and least in trimmed:
+                        db.execute("DELETE FROM rejections WHERE id <= (SELECT id FROM "
+                                   "rejections ORDER BY id LIMIT 1 OFFSET ?)",
+                                   (count - keep_per_project - 1,))
+                        count = keep_per_project
+                    if count <= keep_per_project or least == most:
+                        trimmed = []
                 for project in trimmed:
                     db.execute(f"DELETE FROM rejections WHERE project = {mark} AND id <= "
                                f"(SELECT id FROM rejections WHERE project = {mark} ORDER BY id "
                                f"DESC LIMIT 1 OFFSET {mark})", (project, project, keep_per_project))
+                    count = None
             if self._dialect.name == "sqlite":
                 # The oldest (count - keep), found from the oldest end, once counted
                 # (SQLite counts the entries of its smallest index: a page every ~250
                 # rows). The last `keep` found from the newest end read every row of the
                 # table: 2.2 ms at 12,000 rows, for each job of refusals. (PostgreSQL
                 # counts them as slowly as it walks them: 0.67 against 0.48 ms.)
-                (count,) = db.execute("SELECT COUNT(*) FROM rejections").fetchone()
+                if count is None:
+                    (count,) = db.execute("SELECT COUNT(*) FROM rejections").fetchone()
                 if count > keep:
                     db.execute(f"DELETE FROM rejections WHERE id <= (SELECT id FROM rejections "
                                f"ORDER BY id LIMIT 1 OFFSET {mark})", (count - keep - 1,))
