@@ -21,6 +21,7 @@ CALLS = [
     (COLLECT, "http", grpc.StatusCode.OK, 0.0),
 ]
 CREATED = re.compile(r"^(\w+_created\{.*\}) \S+$")
+NAME = re.compile(r"^(?:# (?:HELP|TYPE) )?(\w+)")
 
 
 def as_prometheus_counts() -> str:
@@ -37,7 +38,7 @@ def as_prometheus_counts() -> str:
 def families(text: str) -> list[str]:
     """The lines of the call families, creation times left out."""
     return [CREATED.sub(r"\1", line) for line in text.splitlines()
-            if "footfall_request" in line]
+            if (name := NAME.match(line)) and name[1].startswith("footfall_request")]
 
 
 def test_call_counts_are_written_as_prometheus_client_writes_them() -> None:
