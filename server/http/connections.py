@@ -11,7 +11,8 @@ accept loop here is ours:
   server closed ROOM_AFTER ago at least whose client takes the rest of its answer
   slower than MIN_SEND_RATE (or has none left to take: over TLS it waits for the
   client's close_notify), of the one
-  that has waited longest for a request (ROOM_AFTER at least), or of one whose request
+  that has waited longest for a request (ROOM_AFTER at least), or of a TLS one accepted
+  ROOM_AFTER ago whose handshake is not done, or of one whose request
   body comes slower than MIN_BODY_RATE (answered 408), or whose client takes its
   answer slower than MIN_SEND_RATE (closed), or else gets a 503 and is
   closed at once, so the ones already open (and the process's other descriptors) are
@@ -967,6 +968,11 @@ class GuardedSite(web.BaseSite):
         self._closing: dict[Connection, None] = {}
         self.room_after = ROOM_AFTER
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
+        # Over TLS, the tasks of those pending (their handshake not done), the first
+        # accepted first, with when and their connection once made; and those of them
+        # cut to make room (see _cut_handshake), counted out of the cap until they end
+        self._handshakes: dict[asyncio.Task[None], tuple[float, list[Connection]]] = {}
+        self._handshakes_cut: set[asyncio.Task[None]] = set()
         self.refused = RateLimitedLog(log)
         self.refused_by_address = RateLimitedLog(log)  # (the last address said)
         self.accept_errors = RateLimitedLog(log)
@@ -1124,11 +1130,11 @@ class GuardedSite(web.BaseSite):
             return True
         for connection in self._waiting:
             if connection.waiting_since > now - self.room_after:
-                return self._cut_slow()
+                return self._cut_handshake(now) or self._cut_slow()
             if connection.waiting and connection.wire is not None:
                 break
         else:
-            return self._cut_slow()
+            return self._cut_handshake(now) or self._cut_slow()
         del self._waiting[connection]
         self._making_room.add(connection)
         wire = connection.wire
@@ -1144,6 +1150,24 @@ class GuardedSite(web.BaseSite):
             # MIN_SEND_RATE, or not at all, counted out of the cap all the while)
             connection.cut()
         return True
+
+    def _cut_handshake(self, now: float) -> bool:
+        """At the cap, with no connection waiting long enough for a request: cut the
+        TLS connection accepted ROOM_AFTER ago at least, the first, whose handshake is
+        not done (its client sent nothing, or not all of it); whether one was. Its place
+        is the newcomer's. Counted (pending) from accept and waiting for no request,
+        such a connection was never cut: 8 that sent nothing at a cap of 8, opened
+        again as the handshake's time (--http-header-timeout) ran out, had every
+        newcomer refused for good."""
+        for task, (since, made) in self._handshakes.items():
+            if since > now - self.room_after:
+                return False  # (nor any accepted after it)
+            if not made or not made[0].made:  # (else made, not yet let go of)
+                del self._handshakes[task]
+                self._handshakes_cut.add(task)
+                task.cancel()  # (its socket closed and let go of as it ends: see _connect)
+                return True
+        return False
 
     def _let_go(self, address: str | None) -> None:
         """One connection fewer of `address` (None: not counted by address)."""
@@ -1194,8 +1218,8 @@ class GuardedSite(web.BaseSite):
                         f"open (--http-max-connections-per-address)")
                     _refuse(sock, ADDRESS_REFUSAL)
                     continue
-            if self.open_connections - len(self._making_room) >= self.max_connections \
-                    and not self._make_room():
+            if self.open_connections - len(self._making_room) - len(self._handshakes_cut) \
+                    >= self.max_connections and not self._make_room():
                 self.refused.note(f"HTTP: refusing connections: {self.max_connections} are "
                                   f"open (--http-max-connections), none of them waiting for "
                                   f"a request for {self.room_after:g} s")
@@ -1214,6 +1238,10 @@ class GuardedSite(web.BaseSite):
         """Counted as pending from accept until connection_made, which a TLS
         handshake that fails never reaches; and by `address` until it is lost."""
         made: list[Connection] = []
+        task = asyncio.current_task()
+        assert task is not None
+        if self._ssl_context is not None:
+            self._handshakes[task] = (asyncio.get_running_loop().time(), made)
 
         def connection() -> Connection:
             made.append(Connection(self, self._runner.server,  # type: ignore[arg-type]
@@ -1230,6 +1258,8 @@ class GuardedSite(web.BaseSite):
         except (OSError, ssl.SSLError, TimeoutError):
             pass  # gone already, or a failed or slow TLS handshake
         finally:
+            self._handshakes.pop(task, None)
+            self._handshakes_cut.discard(task)
             if not (made and made[0].made):  # else the transport has the socket
                 sock.close()
                 self._pending -= 1

@@ -1591,3 +1591,37 @@ def test_at_the_cap_a_tls_client_taking_the_rest_of_a_closing_answer_keeps_it(
             f"{len(received):,} bytes, {answers} answers of {count}"
         assert said and set(said) == {b"HTTP/1.1 503"}, said
 
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x16"], ids=["nothing", "a handshake begun"])
+def test_at_the_cap_a_tls_handshake_never_finished_makes_room(
+        settings: Settings, clock: FixedClock, tmp_path: Path, sent: bytes) -> None:
+    """A TLS connection whose client never finishes its handshake (it sends nothing,
+    or the first byte of one) is counted from accept, and was never among those the
+    cap may cut (it waits for no request: it is not made yet): 8 such connections at a
+    cap of 8, opened again as each handshake's time (--http-header-timeout) ran out,
+    had every newcomer refused for good. At the cap, one accepted ROOM_AFTER ago and
+    not made yet now makes room, and is gone."""
+    cert, key = _self_signed(tmp_path)
+    cap = 2
+    with serving(settings, clock, http_max_connections=cap, tls_cert=cert,
+                 tls_key=key) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        held = []
+        for _ in range(cap):
+            held.append(stack.enter_context(raw(running.http_port)))
+            held[-1].sendall(sent)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        time.sleep(ROOM_AFTER + 0.2)
+        try:
+            newcomer = _tls_client().wrap_socket(socket.create_connection(
+                ("127.0.0.1", running.http_port), timeout=BOUND))
+        except ssl.SSLError:  # (no handshake: refused, 503 in plain text)
+            pytest.fail("the newcomer was refused: handshakes never finished kept the places")
+        stack.callback(newcomer.close)
+        newcomer.sendall(HEAD)
+        assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        took, said = read_until_closed(held[0])  # (the first accepted)
+        assert took < 2.0 and said == b""
+        wait_for(lambda: site.open_connections <= cap, "the cut connection gone")
