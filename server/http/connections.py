@@ -160,6 +160,12 @@ SLOW_BODY_LOOK = 64
 # /console/app.js (no key needed) and took 64 KiB of the answers every 20 s, within
 # --http-send-timeout, had every other client refused 503 for as long.
 MIN_SEND_RATE = MIN_BODY_RATE
+# What a TLS client taking the rest of a closing answer at that pace may be behind by at
+# any moment: it takes a record whole (up to 16 KiB and its framing), then nothing
+# while it reads it. One taking 12 pipelined answers at 10 KiB a second, a record each
+# 1.6 s, closed to make room just after it took one, took nothing in the first second of
+# the close and was aborted: 7 answers of 12 came (see Connection.slow_closing).
+TAKEN_SLACK = 17 * 1024
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -458,16 +464,21 @@ class Connection(web.RequestHandler):
 
     def slow_closing(self, now: float) -> bool:
         """Whether, closed by the server ROOM_AFTER ago at least, its client has taken
-        what was left of its answer slower than MIN_SEND_RATE since (a client left
-        with nothing to take, only a close_notify to answer, takes nothing): what an
-        honest reader takes of the tail of an answer that closed its connection is not
-        cut. (A shorter ssl_shutdown_timeout would be simpler, but it bounds the time
-        the tail may take: given 1 s, a client taking 12 answers of 17 KB at 48 KiB a
-        second, the last closing, got 140,568 bytes of them, 8 answers.)"""
+        what was left of its answer slower than MIN_SEND_RATE since, over TLS
+        TAKEN_SLACK behind while some is left (a client left with nothing to take,
+        only a close_notify to answer, takes nothing): what an honest reader takes of
+        the tail of an answer that closed its connection is not cut. (A shorter
+        ssl_shutdown_timeout would be simpler, but it bounds the time the tail may
+        take: given 1 s, a client taking 12 answers of 17 KB at 48 KiB a second, the
+        last closing, got 140,568 bytes of them, 8 answers.)"""
         transport, base = self._closing, self._closing_base
         took = now - self.closing_since
-        return transport is not None and took >= ROOM_AFTER and \
-            (base is None or _taken(transport) - base < MIN_SEND_RATE * took)
+        if transport is None or took < ROOM_AFTER or base is None:
+            return transport is not None and took >= ROOM_AFTER
+        # (over TLS, while some is left for the client to take: a record at a time)
+        slack = TAKEN_SLACK if transport.get_extra_info("sslcontext") is not None \
+            and _undelivered(transport) else 0
+        return _taken(transport) - base + slack < MIN_SEND_RATE * took
 
     def watch_closing(self) -> None:
         """Closed to make room while its client takes the rest of its answers at an

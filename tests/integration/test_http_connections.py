@@ -1625,3 +1625,54 @@ def test_at_the_cap_a_tls_handshake_never_finished_makes_room(
         took, said = read_until_closed(held[0])  # (the first accepted)
         assert took < 2.0 and said == b""
         wait_for(lambda: site.open_connections <= cap, "the cut connection gone")
+
+
+def test_at_the_cap_a_tls_client_taking_a_record_at_a_time_gets_all_its_answers(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """A TLS client takes its answers a record at a time (16 KiB): it pulls one whole,
+    then nothing while it reads it, and what its TCP acknowledged stands still as long.
+    One taking 12 pipelined answers of 17.5 KB at 10 KiB a second, a record each 1.6 s,
+    closed to make room just after it pulled one, was seen taking nothing in the first
+    second of the close and aborted: of the rest, what the kernel held came, then the
+    end of the connection (7 or 8 answers of 12 on a busy machine)."""
+    cert, key = _self_signed(tmp_path)
+    count = 12  # of /console/app.js, about 210 KB
+    head = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    record, rate = 16 * 1024, 10 * 1024  # (MIN_SEND_RATE is 8 KiB a second)
+    with serving(settings, clock, http_max_connections=1, tls_cert=cert,
+                 tls_key=key) as running, contextlib.ExitStack() as stack:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+        sock.settimeout(BOUND)
+        sock.connect(("127.0.0.1", running.http_port))
+        reader = _tls_client().wrap_socket(sock)
+        stack.callback(reader.close)
+        reader.sendall(head * count)
+        received = bytearray()
+        began = time.monotonic()
+
+        def take() -> None:  # a record at 1.2 s (its answers all handed over), then on
+            pulled = began + 1.2
+            try:
+                while bytes(received).count(b"HTTP/1.1 200 ") < count or \
+                        not received.endswith(b"\n"):
+                    time.sleep(max(pulled - time.monotonic(), 0))
+                    chunk = reader.recv(record)
+                    if not chunk:
+                        break
+                    received.extend(chunk)
+                    pulled += len(chunk) / rate
+            except (OSError, ssl.SSLError):
+                pass
+
+        taker = threading.Thread(target=take, daemon=True)
+        taker.start()
+        time.sleep(max(began + 1.5 - time.monotonic(), 0))
+        with raw(running.http_port) as newcomer:  # makes room: the reader is closed
+            newcomer.settimeout(BOUND)
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 400 ")  # (plain, to TLS)
+        taker.join(BOUND * 4)
+        answers = bytes(received).count(b"HTTP/1.1 200 ")
+        assert answers == count and not taker.is_alive(), \
+            f"{len(received):,} bytes, {answers} answers of {count}"
