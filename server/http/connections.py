@@ -160,11 +160,13 @@ SLOW_BODY_LOOK = 64
 # /console/app.js (no key needed) and took 64 KiB of the answers every 20 s, within
 # --http-send-timeout, had every other client refused 503 for as long.
 MIN_SEND_RATE = MIN_BODY_RATE
-# What a TLS client taking the rest of a closing answer at that pace may be behind by at
-# any moment: it takes a record whole (up to 16 KiB and its framing), then nothing
+# What a TLS client taking the rest of its answers at that pace may be behind by at any
+# moment (see _slack): it takes a record whole (up to 16 KiB and its framing), then nothing
 # while it reads it. One taking 12 pipelined answers at 10 KiB a second, a record each
 # 1.6 s, closed to make room just after it took one, took nothing in the first second of
-# the close and was aborted: 7 answers of 12 came (see Connection.slow_closing).
+# the close and was aborted: 7 answers of 12 came (Connection.slow_closing); one that
+# took one just before its last answer was done was aborted as room was made a second
+# later, the rest dropped (Connection.slow_tail).
 TAKEN_SLACK = 17 * 1024
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
@@ -426,10 +428,11 @@ class Connection(web.RequestHandler):
 
     def slow_tail(self, now: float) -> bool:
         """Whether the rest of its answers waits for its client still, taken slower than
-        MIN_SEND_RATE since they were done (or writing last paused)."""
+        MIN_SEND_RATE since they were done (or writing last paused), over TLS
+        TAKEN_SLACK behind."""
         wire = self.wire
-        return wire is not None and wire.get_write_buffer_size() > 0 and \
-            _taken(wire) - self._send_base < MIN_SEND_RATE * (now - self._send_from)
+        return wire is not None and wire.get_write_buffer_size() > 0 and _taken(wire) \
+            - self._send_base + _slack(wire) < MIN_SEND_RATE * (now - self._send_from)
 
     async def start(self) -> None:
         try:
@@ -475,9 +478,8 @@ class Connection(web.RequestHandler):
         took = now - self.closing_since
         if transport is None or took < ROOM_AFTER or base is None:
             return transport is not None and took >= ROOM_AFTER
-        # (over TLS, while some is left for the client to take: a record at a time)
-        slack = TAKEN_SLACK if transport.get_extra_info("sslcontext") is not None \
-            and _undelivered(transport) else 0
+        # (while some is left for the client to take)
+        slack = _slack(transport) if _undelivered(transport) else 0
         return _taken(transport) - base + slack < MIN_SEND_RATE * took
 
     def watch_closing(self) -> None:
@@ -1461,6 +1463,12 @@ def _taken(transport: asyncio.WriteTransport) -> int:
     if len(info) >= _TCP_INFO_BYTES:
         return int.from_bytes(info[_BYTES_ACKED:_TCP_INFO_BYTES], sys.byteorder)
     return -transport.get_write_buffer_size()
+
+
+def _slack(transport: asyncio.BaseTransport) -> int:
+    """What the client of `transport` may be behind MIN_SEND_RATE though it takes its
+    answers at that pace: over TLS, TAKEN_SLACK (it takes a record at a time)."""
+    return TAKEN_SLACK if transport.get_extra_info("sslcontext") is not None else 0
 
 
 def _undelivered(transport: asyncio.WriteTransport) -> bool:

@@ -1627,18 +1627,26 @@ def test_at_the_cap_a_tls_handshake_never_finished_makes_room(
         wait_for(lambda: site.open_connections <= cap, "the cut connection gone")
 
 
+@pytest.mark.parametrize(("count", "first", "last", "room", "rate"),
+                         [(12, 1.2, None, 1.5, 10), (16, 0.4, 0.5, 1.65, 12)],
+                         ids=["taken as the close sends it", "taken before it"])
 def test_at_the_cap_a_tls_client_taking_a_record_at_a_time_gets_all_its_answers(
-        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+        settings: Settings, clock: FixedClock, tmp_path: Path, count: int, first: float,
+        last: float | None, room: float, rate: int) -> None:
     """A TLS client takes its answers a record at a time (16 KiB): it pulls one whole,
     then nothing while it reads it, and what its TCP acknowledged stands still as long.
     One taking 12 pipelined answers of 17.5 KB at 10 KiB a second, a record each 1.6 s,
     closed to make room just after it pulled one, was seen taking nothing in the first
     second of the close and aborted: of the rest, what the kernel held came, then the
-    end of the connection (7 or 8 answers of 12 on a busy machine)."""
+    end of the connection (7 or 8 answers of 12 on a busy machine). And one that took
+    a record just before its last answer was handed over (asked for `last`), the rest
+    still in the TLS transport's buffer as room was made (`room`) a second later, had
+    taken nothing since and was aborted at once, the rest dropped (8 answers of 40 on a
+    served port). (Answers of 17.5 KB, /console/app.js: all taken within the 30 s a
+    TLS close may take, ssl_shutdown_timeout.)"""
     cert, key = _self_signed(tmp_path)
-    count = 12  # of /console/app.js, about 210 KB
     head = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    record, rate = 16 * 1024, 10 * 1024  # (MIN_SEND_RATE is 8 KiB a second)
+    record, rate = 16 * 1024, rate * 1024  # (MIN_SEND_RATE is 8 KiB a second)
     with serving(settings, clock, http_max_connections=1, tls_cert=cert,
                  tls_key=key) as running, contextlib.ExitStack() as stack:
         sock = socket.socket()
@@ -1647,12 +1655,12 @@ def test_at_the_cap_a_tls_client_taking_a_record_at_a_time_gets_all_its_answers(
         sock.connect(("127.0.0.1", running.http_port))
         reader = _tls_client().wrap_socket(sock)
         stack.callback(reader.close)
-        reader.sendall(head * count)
+        reader.sendall(head * (count if last is None else count - 1))
         received = bytearray()
         began = time.monotonic()
 
-        def take() -> None:  # a record at 1.2 s (its answers all handed over), then on
-            pulled = began + 1.2
+        def take() -> None:  # a record at `first` (its answers handed over at once), on
+            pulled = began + first
             try:
                 while bytes(received).count(b"HTTP/1.1 200 ") < count or \
                         not received.endswith(b"\n"):
@@ -1667,7 +1675,10 @@ def test_at_the_cap_a_tls_client_taking_a_record_at_a_time_gets_all_its_answers(
 
         taker = threading.Thread(target=take, daemon=True)
         taker.start()
-        time.sleep(max(began + 1.5 - time.monotonic(), 0))
+        if last is not None:
+            time.sleep(max(began + last - time.monotonic(), 0))
+            reader.sendall(head)  # (answered at once: the last handed over)
+        time.sleep(max(began + room - time.monotonic(), 0))
         with raw(running.http_port) as newcomer:  # makes room: the reader is closed
             newcomer.settimeout(BOUND)
             newcomer.sendall(HEAD)
