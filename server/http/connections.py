@@ -229,6 +229,12 @@ SEND_PIECE_BYTES = 64 * 1024
 # budget of large answers: 40 clients that asked for a page of 3.4 MiB and read none
 # of it held 136 MiB in the kernel's send queues, 6 MiB with this bound.
 UNSENT_BYTES = 128 * 1024
+# What a TLS connection's buffer holds at most of its answers before writing pauses, as
+# the TCP transports do (64 KiB): TLS transports (uvloop's, asyncio's) pause only at
+# 512 KiB (FLOW_CONTROL_HIGH_WATER_SSL_WRITE), and a client pipelining 60
+# /console/app.js (no key needed) and taking none had 542 KB held for it until
+# --http-send-timeout, 81 KB over plain HTTP.
+TLS_BUFFER_BYTES = 64 * 1024
 # Answers larger than this count against the budget of large answers while they are
 # sent (ordinary answers never wait for room); below it, what connections that do not
 # read hold is bounded by their number and --http-send-timeout.
@@ -375,6 +381,8 @@ class Connection(web.RequestHandler):
             _UNREADABLE_REQUEST if message is web_protocol.ERROR else message, *rest)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if transport.get_extra_info("sslcontext") is not None:  # (uvloop's, or asyncio's)
+            transport.set_write_buffer_limits(high=TLS_BUFFER_BYTES)  # type: ignore[attr-defined]
         super().connection_made(transport)
         self.wire = self.transport
         self.made = True

@@ -1679,11 +1679,34 @@ def test_at_the_cap_a_tls_client_taking_a_record_at_a_time_gets_all_its_answers(
             time.sleep(max(began + last - time.monotonic(), 0))
             reader.sendall(head)  # (answered at once: the last handed over)
         time.sleep(max(began + room - time.monotonic(), 0))
-        with raw(running.http_port) as newcomer:  # makes room: the reader is closed
+        with raw(running.http_port) as newcomer:  # room is made, or it is refused (503)
             newcomer.settimeout(BOUND)
-            newcomer.sendall(HEAD)
-            assert newcomer.recv(100).startswith(b"HTTP/1.1 400 ")  # (plain, to TLS)
+            newcomer.sendall(HEAD)  # (plain, to TLS: 400 if let in)
+            assert newcomer.recv(100).startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 503 "))
         taker.join(BOUND * 4)
         answers = bytes(received).count(b"HTTP/1.1 200 ")
         assert answers == count and not taker.is_alive(), \
             f"{len(received):,} bytes, {answers} answers of {count}"
+
+
+def test_a_tls_client_that_takes_nothing_has_no_more_held_for_it_than_a_plain_one(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """asyncio pauses the writing of a TLS connection only once 512 KiB wait in its
+    buffer (FLOW_CONTROL_HIGH_WATER_SSL_WRITE), against 64 KiB over plain TCP: a TLS
+    client pipelining 60 /console/app.js (no key needed) and taking none had 542 KB
+    held for it until --http-send-timeout, a plain one 81 KB."""
+    cert, key = _self_signed(tmp_path)
+    with serving(settings, clock, tls_cert=cert, tls_key=key) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+        sock.connect(("127.0.0.1", running.http_port))
+        client = _tls_client().wrap_socket(sock)
+        stack.callback(client.close)
+        client.sendall(b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 60)
+        wait_for(lambda: any(c._paused for c in list(site._open)), "its writing paused")
+        time.sleep(0.5)  # (nothing more is written while paused)
+        held = [c.wire.get_write_buffer_size() for c in list(site._open) if c.wire]
+        assert held and max(held) <= 128 * 1024, held
