@@ -127,7 +127,7 @@ async def long_read_turn(share: Hashable,
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():  # granted as it was cancelled
                     _pass_on(key, turns)
-                else:
+                elif waiter in turns.waiting:  # (else a turn passed on skipped it)
                     turns.waiting.remove(waiter)
                 raise
         held = True
