@@ -12,53 +12,30 @@ Exit codes: 0 done, 1 the store or server cannot be used, 2 bad input, 3 `events
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import importlib
 import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import grpc
 from footfall.console.v1 import console_pb2
-
-# The messages operations carry in their Any fields (metadata, response, error
-# details): imported so that json_format and the summary can unpack them.
-from footfall.retail.v2 import (  # noqa: F401
-    import_config_pb2,
-    product_service_pb2,
-    purge_config_pb2,
-    user_event_pb2,
-    user_event_service_pb2,
-)
-from footfall.retail.v2alpha import export_config_pb2 as _v2alpha_export  # noqa: F401
-from footfall.retail.v2alpha import product_service_pb2 as _v2alpha_products  # noqa: F401
-from footfall.retail.v2alpha import user_event_service_pb2 as _v2alpha_events  # noqa: F401
-from footfall.retail.v2beta import export_config_pb2 as _v2beta_export  # noqa: F401
-from footfall.retail.v2beta import product_service_pb2 as _v2beta_products  # noqa: F401
-from footfall.retail.v2beta import user_event_service_pb2 as _v2beta_events  # noqa: F401
-
-# ... and the requests kept refusals hold (read from a store file, a talent refusal's
-# request was shown as cut, its type unknown to the CLI)
-from footfall.talent.v4 import event_service_pb2 as _talent_requests  # noqa: F401
+from footfall.retail.v2 import product_service_pb2
 from google.longrunning import operations_pb2
-from google.rpc import error_details_pb2  # noqa: F401
 
 from server import lines, names
 from server.cli_args import EVERY_OPERATION, key_problem
-from server.console import client_filter, queries
+from server.console import queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_project, parse_tenant, parse_tenant_or_project
-from server.operations.records import relabel
-from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
-from server.retail import product_listing
-from server.retail.product_listing import ProductReads
-from server.store import Store, located, open_store, sqlite_checks
-from server.store.backup import BackupRefused, backup, backup_file
-from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
-from server.store.restore import RestoreRefused, restore
-from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
+
+# What a command reads from a store only (the store, its backends, the products'
+# pages, backup, copy, restore) is imported where a store is opened: a --server
+# call, which a test suite makes per test, never uses it (some 0.1 s of CPU each).
+if TYPE_CHECKING:
+    from server.store import Store
 
 PAGE = queries.MAX_PAGE
 WAIT_POLL_SECONDS = 0.1  # how often `events count --at-least` asks again
@@ -84,6 +61,26 @@ CLIENT_EVENTS = Kind("ListClientEvents", "client_events", "WatchClientEvents",
                      lines.client_event)
 REJECTIONS = Kind("ListRejections", "rejections", "WatchRejections", lines.rejection)
 PRODUCTS = Kind("ListProducts", "products", "", lines.product)  # (ProductService: no watch)
+
+
+# The messages operations carry in their Any fields (metadata, response, error
+# details), which json_format and the summary unpack, and the requests kept refusals
+# hold (read from a store file, a talent refusal's request was shown as cut, its type
+# unknown to the CLI). A server's console answers hold no Any: only `operations` and
+# a store's reads import them.
+MESSAGE_MODULES = tuple(f"footfall.{module}" for module in (
+    "retail.v2.import_config_pb2", "retail.v2.product_service_pb2",
+    "retail.v2.purge_config_pb2", "retail.v2.user_event_pb2",
+    "retail.v2.user_event_service_pb2", "retail.v2alpha.export_config_pb2",
+    "retail.v2alpha.product_service_pb2", "retail.v2alpha.user_event_service_pb2",
+    "retail.v2beta.export_config_pb2", "retail.v2beta.product_service_pb2",
+    "retail.v2beta.user_event_service_pb2", "talent.v4.event_service_pb2")) + (
+    "google.rpc.error_details_pb2",)
+
+
+def _message_types() -> None:
+    for module in MESSAGE_MODULES:
+        importlib.import_module(module)
 
 
 def _say(message: str) -> None:
@@ -209,12 +206,16 @@ class StoreSource:
 
     def ListClientEvents(self, request: console_pb2.ListClientEventsRequest  # noqa: N802
                          ) -> console_pb2.ListClientEventsResponse:
+        from server.console import client_filter
+
         events = client_filter.parse(request.filter, request.parent, "--filter")
         return queries.list_client_events(self.store, events, request.page_size,
                                           request.page_token)
 
     def CountClientEvents(self, request: console_pb2.CountClientEventsRequest  # noqa: N802
                           ) -> console_pb2.CountClientEventsResponse:
+        from server.console import client_filter
+
         events = client_filter.parse(request.filter, request.parent, "--filter")
         return console_pb2.CountClientEventsResponse(
             count=queries.count_client_events(self.store, events))
@@ -232,6 +233,8 @@ class StoreSource:
 
     def ListProducts(self, request: product_service_pb2.ListProductsRequest  # noqa: N802
                      ) -> product_service_pb2.ListProductsResponse:
+        from server.retail.product_listing import ProductReads
+
         return ProductReads(self.store).page(request)
 
 
@@ -283,10 +286,16 @@ def _holds_certificate(pem: bytes) -> bool:
 
 def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
     """`body` over the store or server the command names, closed after."""
+    import sqlite3  # (what a server's answer raises is not sqlite's: see below)
+
     source: Source
     if getattr(args, "server", None):
         source = _Remote(ServerSource(connection(args)))
     else:
+        from server.store import open_store
+        from server.store.rows import StoreUnusable
+
+        _message_types()
         try:
             source = StoreSource(open_store(args.store, read_only=True))
         except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
@@ -304,6 +313,8 @@ def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
     try:
         return body(source)
     except sqlite3.DatabaseError as exc:  # damage past what opening the file reads
+        from server.store import sqlite_checks
+
         path = getattr(getattr(source, "store", None), "path", None) or "the store"
         said = sqlite_checks.problem(path, exc)
         if " is damaged: " in said:
@@ -443,6 +454,8 @@ def _talent_events(args: argparse.Namespace) -> int:
     _not_of_the_other_api(args.parent, parse_catalog, "a retail catalog",
                           f"user events are `footfall events {args.talent_events_command}`")
     tenant = str(parse_tenant_or_project(args.parent, "--parent"))
+    from server.console import client_filter
+
     client_filter.parse(args.filter, tenant, "--filter")  # refused before connecting
     none = (f"no client event of {tenant} matches --filter" if args.filter else
             f"no client event in {tenant} (`footfall catalogs` lists the tenants that hold "
@@ -493,6 +506,8 @@ def _catalogs(args: argparse.Namespace) -> int:
 def _products(args: argparse.Namespace) -> int:
     """Print the products of a branch (a catalog: its default branch) that the
     filter selects, by id."""
+    from server.retail import product_listing
+
     branch = _branch(args.parent)
     product_listing.parse_filter(args.filter, "--filter")  # refused before connecting
     # every field (Google's default set leaves out the type, categories, availability)
@@ -520,6 +535,9 @@ def _branch(parent: str) -> str:
 def _operations(args: argparse.Namespace) -> int:
     """Print the operations under a parent, oldest first: state, kind, name, counts
     and error, or each Operation as proto3 JSON (--json)."""
+    from server.operations.summary import summarize
+
+    _message_types()
     done = None if args.done is None else args.done == "true"
 
     def body(source: Source) -> int:
@@ -534,6 +552,8 @@ def _operations(args: argparse.Namespace) -> int:
 
 def _stored_operations(source: Source, parent: str,
                        done: bool | None) -> Iterator[operations_pb2.Operation]:
+    from server.operations.records import relabel
+
     assert isinstance(source, StoreSource)
     after = None
     while page := source.store.list_operations(parent, done, PAGE, after):
@@ -591,6 +611,10 @@ def _no_wildcard(parent: str, project: str, kind: str, *segments: str) -> None:
 
 def _backup(args: argparse.Namespace) -> int:
     """Copy the store to DEST; 2 (with advice) for a store this cannot copy."""
+    import sqlite3
+
+    from server.store.backup import BackupRefused, backup, backup_file
+
     try:
         dest = backup_file(args.dest)
         size = backup(args.store, dest)
@@ -606,6 +630,10 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     """Put the backup in place of the store; 2 (with advice) for a restore refused."""
+    import sqlite3
+
+    from server.store.restore import RestoreRefused, restore
+
     try:
         target, replaced = restore(args.backup, args.store)
     except RestoreRefused as exc:
@@ -623,6 +651,10 @@ def _copy(args: argparse.Namespace) -> int:
     """Copy every row of the store into DEST; 2 for a copy that cannot be made as asked
     (a URL, a target that holds rows, a database, role or password PostgreSQL refuses,
     as for `serve`), 1 for a store that cannot be used."""
+    from server.store import located
+    from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
+    from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
+
     try:
         source, target = args.store, args.dest  # (URLs: see store_url_of)
         copied = copy_store(source, target)

@@ -17,7 +17,6 @@ from footfall.retail.v2 import user_event_pb2
 from google.protobuf.message import Message
 
 from server import page_tokens
-from server.console import rejections
 from server.console.client_filter import ClientEventFilter
 from server.errors import InvalidArgument
 from server.loop import between_reads
@@ -656,6 +655,10 @@ def _client_rows(store: Store, query: ClientEventQuery) -> Iterator[StoredClient
 
 def list_rejections(store: Store, scope: RejectionScope, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
+    # (here: it imports the server's call policy, its metrics and operations, which a
+    # CLI that only parses a filter before asking a server never needs)
+    from server.console import rejections
+
     question = page_tokens.question(scope)
     position = _position(store, token, 1, question)
     rows = store.rejections_newest(scope.project, size,

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 from server.config import CONNECTION_STRING, SERVER_ADDRESS, store_url_of
 from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
-from server.store.sqlite import SqliteStore
 
 __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
            "committed_a_while", "located", "open_store", "redacted", "sqlite_path",
@@ -155,6 +154,10 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
     with `any_version` too, a SQLite store of an older or newer Footfall is opened
     (for `footfall backup`, which copies its pages and reads none of its rows).
     """
+    # Imported here so that a process that opens no store (a CLI that asks a server,
+    # and only parses a filter's EventQuery first) never loads the SQLite backend.
+    from server.store.sqlite import SqliteStore
+
     parsed = urlparse(url)
     if parsed.scheme == "memory":
         if url != "memory://":  # (memory:/ and memory://name read as some other store)

@@ -92,6 +92,46 @@ def test_events_count_through_the_server_leaves_nothing_behind(served: Running,
     assert served.store.count_user_events(EventQuery(CATALOG)) == 4  # and deleted nothing
 
 
+# What a read command asks of a server has no use for: the store and its backends,
+# what only `footfall serve` runs (the call policy, its metrics, the operations'
+# runner) and the servers' libraries. Imported, they took some 0.1 s of CPU of each
+# call, which a test suite pays per test.
+NOT_FOR_A_SERVER_CALL = {
+    "server.store.sqlite", "server.store.postgres", "server.store.backup",
+    "server.store.copy", "server.store.restore", "server.policy",
+    "server.console.rejections", "server.operations.runner", "prometheus_client",
+    "aiohttp", "psycopg", "uvicorn"}
+# The command, run as `python -m server` runs it, then the modules it imported.
+MODULES_AFTER = """
+import json, sys
+unwanted = set(json.loads(sys.argv[1]))
+import server.__main__ as main
+code = main.main(sys.argv[2:])
+print(json.dumps([code, sorted(set(sys.modules) & unwanted)]))
+"""
+
+
+@pytest.mark.parametrize("command", [
+    ["events", "count", "--parent", CATALOG, "--filter", 'eventType = "search"'],
+    ["events", "list", "--parent", CATALOG, "--json"],
+    ["talent-events", "list", "--parent", "projects/p/tenants/t", "--filter", "eventType = VIEW"],
+    ["rejections", "list", "--parent", "projects/p"],
+    ["catalogs", "--parent", "projects/p"],
+    ["products", "list", "--parent", CATALOG, "--filter", 'type = "PRIMARY"'],
+    ["operations", "list", "--parent", "projects/p"],
+    ["insights", "totals", "--parent", CATALOG],
+], ids=lambda command: " ".join(command[:2]))
+def test_a_call_to_a_server_imports_neither_the_store_nor_what_serves(
+        served: Running, command: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES_AFTER, json.dumps(sorted(NOT_FOR_A_SERVER_CALL)),
+         *command, "--server", address(served), "--key", KEY],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    code, imported = json.loads(done.stdout.splitlines()[-1])
+    assert (code, imported) == (0, [])
+
+
 def test_events_list_reads_a_memory_store_through_the_server(served: Running,
                                                              tmp_path: Path) -> None:
     out = footfall("events", "list", "--server", address(served), "--key", KEY,
