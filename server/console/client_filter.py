@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from footfall.talent.v4 import event_pb2
 
 from server.names import DEFAULT_TENANT_ID
 from server.retail import purge_filter
-from server.store.console import StoredClientEvent
 from server.store.packed import varint
 from server.store.rows import ClientEventQuery, TimeBound
+
+if TYPE_CHECKING:
+    from server.store.console import StoredClientEvent
 
 # The names a filter may give, by number (JOB_EVENT_TYPE_UNSPECIFIED left out: the
 # server stores no event of it).

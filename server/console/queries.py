@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
@@ -23,10 +23,12 @@ from server.loop import between_reads
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.retail import purge_filter
 from server.store import packed
-from server.store.base import Store
-from server.store.console import StoredClientEvent, StoredEvent, may_continue
 from server.store.packed import timestamp, varint
 from server.store.rows import ClientEventQuery, EventQuery, TimeBound
+
+if TYPE_CHECKING:  # (a CLI that checks a filter before asking a server reads no store)
+    from server.store.base import Store
+    from server.store.console import StoredClientEvent, StoredEvent
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -436,6 +438,8 @@ def list_user_events(store: Store, events: EventFilter, size: int,
     then until LIST_SECONDS have passed, each window as wide as the last one's pace
     says fits in what is left. A call looked through 5,000 events, one window: a
     session among the oldest of 3M events was 600 empty pages of 130 ms each."""
+    from server.store.console import may_continue
+
     question = page_tokens.question(events)
     position = _position(store, token, 2, question)
     before = None if position is None else (position[0], position[1])
@@ -557,6 +561,8 @@ def list_client_events(store: Store, events: ClientEventFilter | str, size: int,
     until LIST_SECONDS have passed, so such a page may be short (even empty), with
     a token to go on. (One statement over the whole tenant sought a type no event
     had through each of 300,000 events, 0.27 s of CPU, however often asked.)"""
+    from server.store.console import may_continue
+
     if isinstance(events, str):
         events = ClientEventFilter(events)
     question = page_tokens.question(events.tenant) if events == ClientEventFilter(events.tenant) \
@@ -643,6 +649,8 @@ def count_client_events(store: Store, events: ClientEventFilter) -> int:
 
 def _client_rows(store: Store, query: ClientEventQuery) -> Iterator[StoredClientEvent]:
     """Every client event `query` selects, read SCAN_LIMIT at a time."""
+    from server.store.console import may_continue
+
     before = None
     while True:
         between_reads()

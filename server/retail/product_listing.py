@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from footfall.retail.v2 import product_pb2, product_service_pb2
 
@@ -25,7 +25,9 @@ from server.errors import FieldViolation, InvalidArgument, NotFound, gather, rai
 from server.retail import products
 from server.retail.product_validation import COLLECTION, VARIANT
 from server.retail.products import decode
-from server.store import Store
+
+if TYPE_CHECKING:  # (`footfall products list --server` checks its filter here)
+    from server.store import Store
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000

@@ -6,17 +6,31 @@ import asyncio
 import logging
 import os
 import re
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from server.config import CONNECTION_STRING, SERVER_ADDRESS, store_url_of
-from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
+
+if TYPE_CHECKING:
+    from server.store.base import Store
 
 __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
            "committed_a_while", "located", "open_store", "redacted", "sqlite_path",
            "store_url_of"]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """`Store`, imported when first asked for: the interface's module imports the
+    console's and the group commit's, which a process that opens no store (a CLI that
+    asks a server, having checked its filter's EventQuery) has no use for."""
+    if name == "Store":
+        from server.store.base import Store
+
+        return Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # How long a read waits for what its process queued before it (the events answered
 # before their commit, the refusals kept) to be committed.
