@@ -19,7 +19,6 @@ from google.protobuf.message import Message
 from server import page_tokens
 from server.console.client_filter import ClientEventFilter
 from server.errors import InvalidArgument
-from server.loop import between_reads
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.retail import purge_filter
 from server.store import packed
@@ -438,6 +437,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
     then until LIST_SECONDS have passed, each window as wide as the last one's pace
     says fits in what is left. A call looked through 5,000 events, one window: a
     session among the oldest of 3M events was 600 empty pages of 130 ms each."""
+    from server.loop import between_reads
     from server.store.console import may_continue
 
     question = page_tokens.question(events)
@@ -536,6 +536,8 @@ def count_user_events(store: Store, events: EventFilter) -> int:
     """How many events `events` selects: counted by the store, or, with terms on
     decoded events, by decoding the events the store finds holding the bytes of
     every session and product id looked for (among those its terms select)."""
+    from server.loop import between_reads
+
     if not events.on_events:
         return store.count_user_events(events.query)
     if events.selects_nothing:
@@ -561,6 +563,7 @@ def list_client_events(store: Store, events: ClientEventFilter | str, size: int,
     until LIST_SECONDS have passed, so such a page may be short (even empty), with
     a token to go on. (One statement over the whole tenant sought a type no event
     had through each of 300,000 events, 0.27 s of CPU, however often asked.)"""
+    from server.loop import between_reads
     from server.store.console import may_continue
 
     if isinstance(events, str):
@@ -649,6 +652,7 @@ def count_client_events(store: Store, events: ClientEventFilter) -> int:
 
 def _client_rows(store: Store, query: ClientEventQuery) -> Iterator[StoredClientEvent]:
     """Every client event `query` selects, read SCAN_LIMIT at a time."""
+    from server.loop import between_reads
     from server.store.console import may_continue
 
     before = None

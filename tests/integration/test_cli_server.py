@@ -102,7 +102,7 @@ NOT_FOR_A_SERVER_CALL = {
     "server.store.postgres", "server.store.backup", "server.store.copy",
     "server.store.restore", "server.policy",
     "server.console.rejections", "server.operations.runner", "prometheus_client",
-    "aiohttp", "psycopg", "uvicorn"}
+    "uvloop", "aiohttp", "psycopg", "uvicorn"}
 # The command, run as `python -m server` runs it, then the modules it imported.
 MODULES_AFTER = """
 import json, sys
