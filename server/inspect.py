@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import grpc
 from footfall.console.v1 import console_pb2
-from footfall.retail.v2 import product_service_pb2
 from google.longrunning import operations_pb2
 
 from server import lines, names
@@ -35,6 +34,10 @@ from server.remote import Connection, RemoteError, ServerSource, pages
 # pages, backup, copy, restore) is imported where a store is opened: a --server
 # call, which a test suite makes per test, never uses it (some 0.1 s of CPU each).
 if TYPE_CHECKING:
+    import sqlite3
+
+    from footfall.retail.v2 import product_service_pb2
+
     from server.store import Store
 
 PAGE = queries.MAX_PAGE
@@ -286,12 +289,13 @@ def _holds_certificate(pem: bytes) -> bool:
 
 def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
     """`body` over the store or server the command names, closed after."""
-    import sqlite3  # (what a server's answer raises is not sqlite's: see below)
-
     source: Source
+    damage: tuple[type[sqlite3.DatabaseError], ...] = ()  # a damaged store's errors
     if getattr(args, "server", None):
         source = _Remote(ServerSource(connection(args)))
     else:
+        import sqlite3
+
         from server.store import open_store
         from server.store.rows import StoreUnusable
 
@@ -310,9 +314,10 @@ def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
                         "--server HOST:PORT"
             _say(f"cannot open the store: {said}")
             return 1
+        damage = (sqlite3.DatabaseError,)  # past what opening the file reads
     try:
         return body(source)
-    except sqlite3.DatabaseError as exc:  # damage past what opening the file reads
+    except damage as exc:
         from server.store import sqlite_checks
 
         path = getattr(getattr(source, "store", None), "path", None) or "the store"
@@ -506,6 +511,8 @@ def _catalogs(args: argparse.Namespace) -> int:
 def _products(args: argparse.Namespace) -> int:
     """Print the products of a branch (a catalog: its default branch) that the
     filter selects, by id."""
+    from footfall.retail.v2 import product_service_pb2
+
     from server.retail import product_listing
 
     branch = _branch(args.parent)

@@ -14,16 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, cast
 
 import grpc
 from footfall.console.v1 import console_pb2_grpc
-from footfall.retail.v2 import product_service_pb2_grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 CALL_SECONDS = 30.0  # per unary call
 # How often a channel whose server went away tries again: quickly, as a restart
@@ -119,13 +115,20 @@ class ServerSource:
         self._address = connection.address
         self._metadata = (("x-goog-api-key", connection.key),) if connection.key else ()
         self.console = console_pb2_grpc.ConsoleServiceStub(self._channel)
-        self.products = product_service_pb2_grpc.ProductServiceStub(self._channel)
         self._operations = operations_pb2_grpc.OperationsStub(self._channel)
         # Followed by tails: whether the channel was ever connected, and whom to tell
         # when it is again after the server went away.
         self._reached = False
         self._back: Callable[[], None] | None = None
         self._said = ""  # (see _follow)
+
+    @cached_property
+    def products(self) -> Any:
+        """ProductService's stub, made when first used: its messages' module took some
+        5 ms of CPU of every other command's start."""
+        from footfall.retail.v2 import product_service_pb2_grpc
+
+        return product_service_pb2_grpc.ProductServiceStub(self._channel)
 
     def _state(self, state: grpc.ChannelConnectivity) -> None:
         if state is grpc.ChannelConnectivity.READY:
@@ -244,6 +247,11 @@ def _remote(exc: grpc.RpcError) -> RemoteError:
 def _reason(exc: grpc.RpcError) -> str:
     """The reason of the google.rpc.ErrorInfo in `exc`'s status details; "" without one
     (or with details that do not decode: whatever listens there may be no Footfall)."""
+    # (here: a call that succeeds needs neither)
+    from google.protobuf.message import DecodeError
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
     try:
         status = rpc_status.from_call(cast(grpc.Call, exc))
     except (ValueError, DecodeError):

@@ -100,7 +100,7 @@ def test_events_count_through_the_server_leaves_nothing_behind(served: Running,
 NOT_FOR_A_SERVER_CALL = {
     "server.store.base", "server.store.group_commit", "server.store.sqlite",
     "server.store.postgres", "server.store.backup", "server.store.copy",
-    "server.store.restore", "server.policy",
+    "server.store.restore", "sqlite3", "server.policy",
     "server.console.rejections", "server.operations.runner", "prometheus_client",
     "uvloop", "aiohttp", "psycopg", "uvicorn"}
 # The command, run as `python -m server` runs it, then the modules it imported.
