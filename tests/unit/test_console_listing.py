@@ -35,6 +35,19 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def turns_asked(listing: Listing) -> list[float]:
+    """What each turn `listing` is asked for expects, as they are asked."""
+    asked: list[float] = []
+    turn = listing.turn
+
+    async def noted(expected: float, party: Any) -> float | None:
+        asked.append(expected)
+        return await turn(expected, party)
+
+    listing.turn = noted  # type: ignore[method-assign]
+    return asked
+
+
 def test_a_page_is_charged_its_threads_cpu_and_the_next_callers_page_waits() -> None:
     async def main() -> None:
         listing = Listing(100, WRITING)  # 0.1 s a second: up to 20 ms unspent
@@ -269,14 +282,7 @@ def test_a_read_paced_as_it_goes_takes_a_turn_for_each_slice_of_its_cpu() -> Non
     async def main() -> None:
         last = [-math.inf]
         listing = Listing(100, lambda: last[0])  # up to 20 ms unspent
-        asked: list[float] = []
-        turn = listing.turn
-
-        async def noted(expected: float, party: Any) -> float | None:
-            asked.append(expected)
-            return await turn(expected, party)
-
-        listing.turn = noted  # type: ignore[method-assign]
+        asked = turns_asked(listing)
         chunks = Chunks(10, 0.01)  # 100 ms once the writes come: 5 budgets' unspent
         read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
         await asyncio.to_thread(chunks.begun.wait, 30)
@@ -334,14 +340,7 @@ def test_a_read_whose_caller_went_while_it_waited_for_its_turn_stops_there() -> 
 def test_a_lone_read_with_no_write_never_asks_the_loop_for_a_turn() -> None:
     async def main() -> None:
         listing = Listing(100, lambda: -math.inf)
-        asked: list[float] = []
-        turn = listing.turn
-
-        async def noted(expected: float, party: Any) -> float | None:
-            asked.append(expected)
-            return await turn(expected, party)
-
-        listing.turn = noted  # type: ignore[method-assign]
+        asked = turns_asked(listing)
         chunks = Chunks(20, 0.005)
         chunks.go_on.set()
         assert await listing.read("a", asyncio.to_thread, chunks) == "funnel"
@@ -358,14 +357,7 @@ def test_a_long_read_past_what_it_expected_takes_a_turn_for_each_slice_of_its_cp
     it has cost what it expected; in the pages' it keeps its turn to its end."""
     async def main(sliced: bool) -> list[float]:
         listing = Listing(100, WRITING, sliced=sliced)
-        asked: list[float] = []
-        turn = listing.turn
-
-        async def noted(expected: float, party: Any) -> float | None:
-            asked.append(expected)
-            return await turn(expected, party)
-
-        listing.turn = noted  # type: ignore[method-assign]
+        asked = turns_asked(listing)
         chunks = Chunks(10, 0.01)  # 100 ms of its thread's CPU, of a turn of 1 ms
         chunks.go_on.set()
         assert await listing.read("a", asyncio.to_thread, chunks) == "funnel"
