@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,14 @@ from bench.common import (
     percentile,
     summary,
 )
+
+
+def _free_port() -> int:
+    """A port no one listens on now (--port 0: each server is told its own, as neither
+    says which one it took where this reads it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -171,7 +180,7 @@ def main() -> None:
             if turn % 2:
                 order = [order[0], *order[1:][::-1]]
             for name, make in order:
-                with make(args.port) as server:
+                with make(args.port or _free_port()) as server:
                     write.h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
                     for _ in range(args.tries):
                         run = load(server, frame, args.callers, args.requests, args.keep,
