@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 import time
 import urllib.request
@@ -23,6 +22,8 @@ from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
 
+from .log_capture import Lines, lines_of
+
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
 MOST_CALLS = 150  # --max-concurrent-rpcs: a caller's share is 100 (never fewer)
 SHARE = 100
@@ -31,24 +32,9 @@ WRITER_KEY = "call-shares-writer-key-0123456789"
 REFUSED = re.compile(r"^footfall_calls_refused_over_share_total (\S+)$", re.MULTILINE)
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
 def lines() -> Iterator[Lines]:
-    logger = logging.getLogger("footfall.requests")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    yield from lines_of("footfall.requests")
 
 
 @pytest.fixture(params=["auth off", "writer key"])

@@ -274,6 +274,31 @@ def untaken(running: Running, site: Any, least: int = 1) -> tuple[socket.socket,
     raise AssertionError("no answer's tail waited in a connection's buffer")
 
 
+def take_at(reader: socket.socket, rate: int, got: bytearray,
+            stop: threading.Event | None = None) -> BaseException | None:
+    """Take what comes on `reader` into `got` at `rate` bytes a second, until the server
+    closes the connection (None) or it fails (the exception), or until `stop` is set."""
+    started = time.monotonic()
+    reader.settimeout(BOUND if stop is None else 0.1)
+    try:
+        while stop is None or not stop.is_set():
+            try:
+                chunk = reader.recv(4096)
+            except TimeoutError:
+                if stop is None:
+                    raise
+                continue
+            if not chunk:
+                return None
+            got.extend(chunk)
+            ahead = len(got) - rate * (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead / rate)
+    except OSError as exc:
+        return exc
+    return None
+
+
 def test_at_the_cap_connections_closed_at_their_head_deadline_with_their_answer_untaken_make_room(
         settings: Settings, clock: FixedClock) -> None:
     """At its head deadline a connection whose client took nothing of its answers'
@@ -344,22 +369,8 @@ def test_a_connection_made_room_for_whose_client_takes_its_answers_keeps_them(
         wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
         got = bytearray()
         ended: list[BaseException | None] = []
-
-        def take(rate: int = 24 * 1024) -> None:  # at `rate`, until the server closes
-            started = time.monotonic()
-            reader.settimeout(BOUND)
-            try:
-                while chunk := reader.recv(4096):
-                    got.extend(chunk)
-                    ahead = len(got) - rate * (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead / rate)
-            except OSError as exc:
-                ended.append(exc)
-            else:
-                ended.append(None)
-
-        taking = threading.Thread(target=take, daemon=True)
+        taking = threading.Thread(  # at 24 KiB a second, until the server closes
+            target=lambda: ended.append(take_at(reader, 24 * 1024, got)), daemon=True)
         taking.start()
         time.sleep(ROOM_AFTER + 0.2)
         with raw(running.http_port) as newcomer:
@@ -387,18 +398,8 @@ def test_a_connection_made_room_for_whose_client_then_stops_taking_is_let_go(
         stack.enter_context(raw(running.http_port))  # (waiting less long)
         wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
         stop = threading.Event()
-
-        def take(rate: int = 24 * 1024) -> None:  # at `rate`, until told to stop
-            started, got = time.monotonic(), 0
-            reader.settimeout(0.1)
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    got += len(reader.recv(4096))
-                ahead = got - rate * (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead / rate)
-
-        taking = threading.Thread(target=take, daemon=True)
+        taking = threading.Thread(  # at 24 KiB a second, until told to stop
+            target=take_at, args=(reader, 24 * 1024, bytearray(), stop), daemon=True)
         taking.start()
         time.sleep(ROOM_AFTER + 0.2)
         with raw(running.http_port) as newcomer:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -32,36 +32,12 @@ from server.config import Settings
 
 from .cli import CATALOG, event, wait
 from .http_client import call
-
-
-class Lines(logging.Handler):
-    """The messages of one logger, and a way to wait for one."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-        self._arrived = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._arrived:
-            self.messages.append(record.getMessage())
-            self._arrived.notify_all()
-
-    def wait_for(self, wanted: Callable[[str], bool]) -> str:
-        with self._arrived:
-            assert self._arrived.wait_for(lambda: any(map(wanted, self.messages)), timeout=30)
-            return next(m for m in self.messages if wanted(m))
+from .log_capture import Lines, lines_of
 
 
 @pytest.fixture
 def job_lines() -> Iterator[Lines]:
-    logger = logging.getLogger("server.operations.runner")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    yield from lines_of("server.operations.runner")
 
 
 def test_a_job_that_ends_logs_one_line(running: Running, channel: grpc.Channel,
