@@ -812,11 +812,16 @@ async def _paced_or_abort(pace: KeylessRefusals, address: str,
 
 
 async def _entered(shares: CallShares, context: grpc.aio.ServicerContext) -> None:
-    """Counts the call in its caller's share; RESOURCE_EXHAUSTED past it (its request
-    never read)."""
-    refusal = shares.enter(context)
-    if refusal is not None:
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+    """Counts the call in its caller's share, RESOURCE_EXHAUSTED past it; and waits for
+    its time if its key is paced (see CallShares). Its request is not read meanwhile."""
+    entered = shares.enter(context)
+    if entered is None:
+        return
+    if isinstance(entered, str):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, entered)
+    await asyncio.sleep(entered.seconds)
+    if entered.refusal is not None:
+        await context.abort_with_status(rpc_status.to_status(status_of(entered.refusal)))
 
 
 def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads,
@@ -870,7 +875,8 @@ class CallGuard(grpc.GenericRpcHandler):
         # Calls of one request (all but reflection's) by caller: answers never taken
         # hold theirs for good.
         self._shares = CallShares(max_concurrent_rpcs, self._envelope.policy.auth,
-                                  self._envelope.policy.metrics)
+                                  self._envelope.policy.metrics,
+                                  self._envelope.policy.key_paces)
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
         # of them, never all to callers without a key (one client held all 1,000 with

@@ -89,6 +89,7 @@ from server.policy.auth import (
     project_of,
 )
 from server.policy.envelope import Envelope, json_large
+from server.policy.paces import Paced
 from server.ports import http_refusal, ip_prefix
 from server.retail.collect import Requester, pixel_body
 
@@ -522,6 +523,11 @@ class HttpGateway:
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = _screened(envelope, route, request, context, query_key)
             envelope.check_named(method, grant, bare)  # (the role and project, too)
+            paced = self._policy.key_paces.of(grant)
+            if paced is not None:  # (its body not read meanwhile)
+                await asyncio.sleep(paced.seconds)
+                if paced.refusal is not None:
+                    raise paced.refusal
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             # (by the key itself, not its name, which need not be unique, nor its
             # Grant, made anew by a SIGHUP: the bodies and answers held meanwhile
@@ -591,7 +597,7 @@ class HttpGateway:
         their order, none of them awaited, the servicer's `collect_queued` for its
         call (see server.http.pixel). A refusal for want of a key past its client
         address's budget is a coroutine that answers it once it has waited, as
-        `_handle` paces one."""
+        `_handle` paces one; so is a pixel of a paced key that comes early (KeyPaces)."""
         method, envelope, policy = route.grpc_method, self._envelope, self._policy
         started = time.perf_counter()
         query = request.query
@@ -609,9 +615,32 @@ class HttpGateway:
                 return self._paced(self._refused(request, route, transcode.DEFAULT_OUTPUT,
                                                  refused), address)
             return self._refused(request, route, transcode.DEFAULT_OUTPUT, refused)
+        collect = functools.partial(self._collect, request, route, path_values, collect_queued,
+                                    started, context, grant)
+        paced = self._policy.key_paces.of(grant)
+        return collect() if paced is None else self._paced_pixel(paced, collect)
+
+    async def _paced_pixel(self, paced: Paced,
+                           collect: Callable[[ResourceExhausted | None], web.Response]
+                           ) -> web.Response:
+        """The answer of `collect()`, a pixel's rest, once its paced key's time has
+        come; its refusal after as long when that is too far off (KeyPaces)."""
+        await asyncio.sleep(paced.seconds)
+        return collect(paced.refusal)
+
+    def _collect(self, request: web.Request, route: Route, path_values: dict[str, str],
+                 collect_queued: CollectQueued, started: float, context: CallContext,
+                 grant: Grant | None, refusal: ResourceExhausted | None = None
+                 ) -> web.Response:
+        """A pixel whose key is known good (`grant`), the rest of `_pixel`: collected,
+        or refused (by `refusal`, that of its key's pace, if any)."""
+        method, envelope, policy = route.grpc_method, self._envelope, self._policy
+        query = request.query
         origin.set_transport(origin.PIXEL)
         admission = message = None
         try:
+            if refusal is not None:
+                raise refusal
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             message = transcode.build_request(route, path_values, query.items(), b"")
             admission = policy.admit_now(method, context.invocation_metadata(), message,

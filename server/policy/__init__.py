@@ -123,6 +123,9 @@ class Policy:
         self._open_lines = LineBudget(PUBLIC_KEY_LINES, "refused calls",
                                        " from one client address")
         self.keyless_refusals = KeylessRefusals()
+        # (imported here: paces counts its lines by this module's LineBudget)
+        from server.policy.paces import KeyPaces
+        self.key_paces = KeyPaces(self.metrics)  # the keys' calls_per_second, both transports
         # time.monotonic() when an event write (WRITER_METHODS) was last admitted, or an
         # import wrote a batch (`wrote`): the console's reads are paced while writes come
         # (see console.pace.Listing)

@@ -12,7 +12,8 @@ else; `admin` may call every RPC. `projects` may hold "*" for every project;
 `name` (optional) is what the logs say instead of the key; `buckets`
 (optional, default every bucket) lists the Cloud Storage buckets the key's
 requests may name (`gs://` URIs, e.g. import sources and error folders),
-exactly or with `*` wildcards ("shop-a-*").
+exactly or with `*` wildcards ("shop-a-*"); `calls_per_second` (optional, default
+none) paces the key's gRPC calls (server.policy.call_shares).
 
 Keys are kept only as SHA-256 digests and looked up by digest, so no comparison
 ever runs over a secret (constant time in the key), and no message or log line
@@ -105,6 +106,7 @@ class Grant:
     projects: frozenset[str]
     name: str  # for logs: the entry's "name", else "key #n"
     buckets: re.Pattern[str] | None = None  # the bucket names allowed; None: every one
+    calls_per_second: float | None = None  # the key's gRPC calls' pace; None: unpaced
     # The key itself, as its digest: the same after a reload (SIGHUP makes a new Grant
     # of every key) and never another key's, where names need not be unique and an
     # object's id is reused once it is freed. What a key is counted by while it waits.
@@ -242,10 +244,10 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
         raise AuthFileError(f"{where}: a key must be non-empty, without surrounding spaces")
     if not isinstance(entry, dict):
         raise AuthFileError(f"{where}: must be an object with 'projects' and 'role'")
-    unknown = set(entry) - {"projects", "role", "name", "buckets"}
+    unknown = set(entry) - {"projects", "role", "name", "buckets", "calls_per_second"}
     if unknown:
         raise AuthFileError(f"{where}: unknown fields {sorted(unknown)}; "
-                            "allowed: projects, role, name, buckets")
+                            "allowed: projects, role, name, buckets, calls_per_second")
     name = entry.get("name", "")
     if not isinstance(name, str):
         raise AuthFileError(f"{where}: 'name' must be a string")
@@ -273,7 +275,24 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
         log.warning("%s: the key is %d characters, short enough to guess; use a long random "
                     "one (at least %d characters)", where, len(key), SHORT_KEY)
     return Grant(role, frozenset(projects), name or where.rpartition(": ")[2],
-                 _buckets(entry.get("buckets"), where), _digest(key), key)
+                 _buckets(entry.get("buckets"), where),
+                 _calls_per_second(entry.get("calls_per_second"), where), _digest(key), key)
+
+
+# The most calls a second a key may be paced at (a pace past it would pace nothing).
+MOST_CALLS_PER_SECOND = 1_000_000
+
+
+def _calls_per_second(pace: Any, where: str) -> float | None:
+    """The pace of a key's calls as its entry gives it (None: none given)."""
+    if pace is None:
+        return None
+    if isinstance(pace, bool) or not isinstance(pace, (int, float)) or \
+            not 0 < pace <= MOST_CALLS_PER_SECOND:
+        raise AuthFileError(f"{where}: 'calls_per_second' must be a number above 0 and at "
+                            f"most {MOST_CALLS_PER_SECOND:,} (got {pace!r:.40}); leave it out "
+                            "for calls unpaced")
+    return float(pace)
 
 
 def _buckets(patterns: Any, where: str) -> re.Pattern[str] | None:

@@ -23,6 +23,9 @@ lines of one caller within a budget (as those of the calls refused of one client
 address are, server.policy.PUBLIC_KEY_LINES): refused before anything of the call is
 read, it has no call line of its own, and a client holding its share and asking on
 had every refusal unseen.
+
+A call of a paced key (calls_per_second in the keys file) waits here for its time, as
+server.policy.paces has it, before its request is read.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any
 
 from server.errors import FootfallError
 from server.policy import PUBLIC_KEY_LINES, LineBudget
-from server.policy.auth import Authenticator, Role
+from server.policy.auth import Authenticator, Grant, Role
 from server.policy.metrics import Metrics
+from server.policy.paces import KeyPaces, Paced
 from server.ports import client_address
 
 log = logging.getLogger("footfall.requests")
@@ -59,10 +63,12 @@ _address_of = lru_cache(maxsize=4096)(client_address)
 class CallShares:
     """The calls in progress by caller (touched on the loop only)."""
 
-    def __init__(self, most_calls: int, auth: Authenticator, metrics: Metrics) -> None:
+    def __init__(self, most_calls: int, auth: Authenticator, metrics: Metrics,
+                 paces: KeyPaces) -> None:
         self.most_calls = most_calls
         self.share = max(most_calls // SHARE, min(most_calls, LEAST_SHARE))
         self._auth = auth
+        self._paces = paces
         self._refused = metrics.calls_refused_over_share
         self._lines = LineBudget(PUBLIC_KEY_LINES, "calls refused past their caller's share",
                                  " of one caller")
@@ -72,22 +78,23 @@ class CallShares:
         """How many callers hold calls now."""
         return len(self._held)
 
-    def enter(self, context: Any) -> str | None:
+    def enter(self, context: Any) -> str | Paced | None:
         """Count the call of `context` (a grpc.aio servicer context) as its caller's
-        until it ends; why not when its caller holds its share already."""
-        caller, key_name = self._caller(context)
-        if caller is None:
-            return None
-        held = self._held.get(caller, 0)
-        if held >= self.share:
-            return self._refuse(caller, key_name, held)
-        self._held[caller] = held + 1
-        context.add_done_callback(lambda _call: self._leave(caller))
-        return None
+        until it ends: why not, when its caller holds its share already; its wait
+        (Paced) when its key is paced and the call is early."""
+        caller, grant = self._caller(context)
+        if caller is not None:
+            held = self._held.get(caller, 0)
+            if held >= self.share:
+                return self._refuse(caller, grant, held)
+            self._held[caller] = held + 1
+            context.add_done_callback(lambda _call: self._leave(caller))
+        return self._paces.of(grant)
 
-    def _refuse(self, caller: object, key_name: str | None, held: int) -> str:
+    def _refuse(self, caller: object, grant: Grant | None, held: int) -> str:
         """Count and log (within the caller's budget of lines) a call refused past its
         caller's share; what its status says."""
+        key_name = None if grant is None else grant.name
         limit = f"({self.share:,} of --max-concurrent-rpcs {self.most_calls:,})"
         self._refused.inc()
         if key_name is not None:
@@ -109,15 +116,13 @@ class CallShares:
         if held:
             self._held[caller] = held
 
-    def _caller(self, context: Any) -> tuple[object | None, str | None]:
-        """(What the call is counted by, None: not counted; its key's name, None: it is
-        counted by its client address)."""
+    def _caller(self, context: Any) -> tuple[object | None, Grant | None]:
+        """(What the call is counted by, None: not counted; its key's grant, None: it
+        has none, or auth is off)."""
         if self._auth.enabled:
             try:
                 grant = self._auth.authenticate(context.invocation_metadata())
             except FootfallError:
-                grant = None
-            if grant is None:
                 return WITHOUT_A_KEY, None
-            return (None if grant.role is Role.ADMIN else grant.identity), grant.name
+            return (None if grant.role is Role.ADMIN else grant.identity), grant
         return _address_of(context.peer()), None

@@ -112,6 +112,17 @@ class Metrics:
             "(a key, else a client address) held its share of --max-concurrent-rpcs already. "
             "They are not in footfall_requests.",
             registry=self.registry)
+        self.calls_paced = Counter(
+            "footfall_calls_paced",
+            "gRPC calls that waited for their time before their request was read: their key "
+            "is paced (calls_per_second in the keys file) and they came early.",
+            registry=self.registry)
+        self.calls_refused_over_pace = Counter(
+            "footfall_calls_refused_over_pace",
+            "gRPC calls refused RESOURCE_EXHAUSTED, after waiting as long, that would have "
+            "waited more than 2 s for their time: their key is paced (calls_per_second in "
+            "the keys file). They are not in footfall_requests.",
+            registry=self.registry)
         self.batch_size = Histogram(
             "footfall_group_commit_batch_size",
             "Event writes (calls, pixels, import steps) committed together in one transaction; "

@@ -108,6 +108,11 @@ def test_keys_are_kept_only_as_digests(ring: KeyRing) -> None:
      "'buckets' must be"),
     ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "buckets": ["Shop"]}}},
      "'buckets' must be"),
+    *(({"keys": {"SECRETKEY": {"projects": ["p"], "role": "writer", "calls_per_second": pace}}},
+       r"'calls_per_second' must be a number above 0 and at most 1,000,000 \(got ")
+      for pace in (0, -5, True, "100", [100], 1e7)),
+    ('{"keys": {"SECRETKEY": {"projects": ["p"], "role": "writer", "calls_per_second": NaN}}}',
+     r"'calls_per_second' must be .* \(got nan\)"),
 ])
 def test_bad_files_are_refused_without_showing_the_key(document: object, words: str) -> None:
     text = document if isinstance(document, str) else json.dumps(document)
@@ -404,3 +409,16 @@ def test_a_missing_key_of_an_operation_poll_says_a_key_reaches_its_own_call_only
     for method in ("/google.longrunning.Operations/ListOperations",
                    "/google.cloud.retail.v2.UserEventService/WriteUserEvent"):
         assert MissingKey.of_call(method).message == MissingKey().message
+
+
+def test_a_keys_pace_is_read_and_defaults_to_none() -> None:
+    ring = KeyRing.parse(json.dumps({"keys": {
+        "paced-whole-0123456789": {"projects": ["p"], "role": "writer", "calls_per_second": 200},
+        "paced-part-0123456789": {"projects": ["p"], "role": "reader",
+                                  "calls_per_second": 0.5},
+        "unpaced-0123456789": {"projects": ["p"], "role": "admin"}}}))
+    paces = {key: grant.calls_per_second for key in
+             ("paced-whole-0123456789", "paced-part-0123456789", "unpaced-0123456789")
+             if (grant := ring.lookup(key)) is not None}
+    assert paces == {"paced-whole-0123456789": 200.0, "paced-part-0123456789": 0.5,
+                     "unpaced-0123456789": None}

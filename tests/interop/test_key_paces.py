@@ -1,0 +1,148 @@
+"""A key paced in the keys file (`calls_per_second`): its calls past its pace wait for
+their time, over gRPC, REST and the pixel alike, and one whose time is more than 2 s
+off is refused RESOURCE_EXHAUSTED (HTTP 429) with a RetryInfo, after waiting that
+long; other keys' calls are served meanwhile. Seen by the official clients."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceRestTransport,
+)
+from google.rpc import error_details_pb2
+
+from .console import Console
+from .support import RPC_DEADLINE, ServerProcess, retail_client, running_server, sqlite_url
+from .trust import with_key
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+PACED_GRPC = "paced-grpc-key-0123456789abcdef"
+PACED_REST = "paced-rest-key-0123456789abcdef"
+PACED_PIXEL = "paced-pixel-key-0123456789abcdef"
+FREE = "unpaced-writer-key-0123456789abc"
+READER = "paces-reader-key-0123456789abcde"
+# Each paced key: one call a second, so a burst of one; of calls made at once, the
+# first is on time and the next two wait 1 and 2 s: any after is refused.
+SERVED = 3
+SAID = "this key is paced at 1 a second (calls_per_second in the keys file)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("paces")
+    keys = folder / "keys.json"
+    paced = {"projects": ["p"], "role": "writer", "calls_per_second": 1}
+    keys.write_text(json.dumps({"keys": {
+        PACED_GRPC: {**paced, "name": "paced-grpc"},
+        PACED_REST: {**paced, "name": "paced-rest"},
+        PACED_PIXEL: {**paced, "name": "paced-pixel"},
+        FREE: {"projects": ["p"], "role": "writer", "name": "free"},
+        READER: {"projects": ["p"], "role": "reader", "name": "reader"}}}))
+    keys.chmod(0o600)
+    with running_server(folder, sqlite_url(folder / "events.db"), "--auth-file",
+                        str(keys)) as running:
+        yield running
+
+
+def at_once(calls: list[Callable[[], Any]]) -> tuple[list[Any], float]:
+    """What each of `calls`, made together, gave (an answer or an exception), and the
+    seconds until the last ended."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        outcomes = [future.exception() or future.result() for future in futures]
+    return outcomes, time.monotonic() - started
+
+
+def event(visitor: str) -> retail_v2.UserEvent:
+    return retail_v2.UserEvent(event_type="home-page-view", visitor_id=visitor)
+
+
+def test_grpc_calls_of_a_paced_key_wait_their_time_and_others_are_served_meanwhile(
+        server: ServerProcess) -> None:
+    client = retail_client(server.address)
+
+    def write(visitor: str, key: str) -> retail_v2.UserEvent:
+        return client.write_user_event(request=retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=event(visitor)), metadata=with_key(key),
+            timeout=RPC_DEADLINE)
+
+    with ThreadPoolExecutor(1) as other:
+        # (an unpaced key's write once the paced ones have been asked: served while
+        # they wait)
+        free = other.submit(lambda: (time.sleep(0.3), write("free", FREE),
+                                     time.monotonic())[2])
+        outcomes, seconds = at_once([functools.partial(write, f"paced-{n}", PACED_GRPC)
+                                     for n in range(6)])
+        free_done = free.result()
+    ended = time.monotonic()
+    served = [o for o in outcomes if isinstance(o, retail_v2.UserEvent)]
+    refused = [o for o in outcomes if isinstance(o, exceptions.ResourceExhausted)]
+    assert (len(served), len(refused)) == (SERVED, 6 - SERVED), outcomes
+    assert seconds >= 1.9  # (the refused waited 2 s; the last served 2 s too)
+    assert free_done < ended - 1.0  # the free write was answered long before
+    for refusal in refused:
+        assert SAID in refusal.message
+        retry = [d for d in refusal.details if isinstance(d, error_details_pb2.RetryInfo)]
+        assert len(retry) == 1 and retry[0].retry_delay.seconds >= 2
+    with grpc.insecure_channel(server.address) as channel:
+        page = Console(channel, with_key(READER)).call("ListUserEvents", parent=CATALOG,
+                                                       pageSize=100)
+    stored = {e["userEvent"]["visitorId"] for e in page["userEvents"]}
+    assert sorted(v for v in stored if v.startswith("paced-")) == \
+        sorted(e.visitor_id for e in served)  # (none of the refused)
+
+
+def test_rest_calls_and_pixels_of_a_paced_key_wait_their_time(server: ServerProcess) -> None:
+    client = retail_v2.UserEventServiceClient(
+        client_options={"api_endpoint": server.http_address, "api_key": PACED_REST},
+        transport=functools.partial(UserEventServiceRestTransport, url_scheme="http"))
+    with client:
+        outcomes, seconds = at_once([functools.partial(
+            client.write_user_event, request=retail_v2.WriteUserEventRequest(
+                parent=CATALOG, user_event=event(f"rest-{n}")), timeout=RPC_DEADLINE)
+            for n in range(SERVED + 1)])
+    served = [o for o in outcomes if isinstance(o, retail_v2.UserEvent)]
+    refused = [o for o in outcomes if isinstance(o, exceptions.TooManyRequests)]
+    assert (len(served), len(refused)) == (SERVED, 1), outcomes
+    assert seconds >= 1.9 and SAID in refused[0].message
+
+    def pixel(n: int) -> requests.Response:
+        user_event = json.dumps({"eventType": "home-page-view", "visitorId": f"pixel-{n}"})
+        return requests.get(f"http://{server.http_address}/v2/{CATALOG}/userEvents:collect",
+                            params={"key": PACED_PIXEL, "user_event": user_event},
+                            timeout=RPC_DEADLINE)
+
+    answers, seconds = at_once([functools.partial(pixel, n) for n in range(SERVED + 1)])
+    assert all(a.status_code == 200 and a.headers["Content-Type"] == "image/gif"
+               for a in answers)  # (a browser's pixel is always a GIF)
+    errors = [a.headers.get("X-Footfall-Error") for a in answers]
+    assert sum(error is None for error in errors) == SERVED, errors
+    assert any(error is not None and SAID in error for error in errors)
+    assert seconds >= 1.9
+
+
+def test_refusals_past_a_keys_pace_are_counted_and_logged(server: ServerProcess) -> None:
+    """(After the tests above: 3 over gRPC, 1 over REST and 1 pixel refused)"""
+    page = requests.get(f"http://{server.http_address}/metrics", timeout=RPC_DEADLINE).text
+    refused = re.search(r"^footfall_calls_refused_over_pace_total (\S+)$", page, re.MULTILINE)
+    paced = re.search(r"^footfall_calls_paced_total (\S+)$", page, re.MULTILINE)
+    assert refused is not None and float(refused[1]) == 5
+    assert paced is not None and float(paced[1]) == 6  # (two that waited of each key)
+    said = [line for line in server.log if "is paced at" in line]
+    assert any("call refused RESOURCE_EXHAUSTED: key paced-grpc is paced at 1 a second "
+               "and its call would wait" in line for line in said)
+    assert any("key paced-rest" in line for line in said)
+    assert PACED_GRPC not in server.log_text()

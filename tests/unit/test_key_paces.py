@@ -1,0 +1,83 @@
+"""A paced key's calls (calls_per_second in the keys file): on time within a second's
+worth of burst, then each a pace's interval later than the one before, and refused
+once its time would be more than PACE_WAIT off (server.policy.paces)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server.errors import ResourceExhausted
+from server.policy.auth import Grant, KeyRing
+from server.policy.metrics import Metrics
+from server.policy.paces import PACE_WAIT, KeyPaces, Paced
+
+KEYS = {"keys": {
+    "ten-a-second-0123456789": {"projects": ["p"], "role": "writer", "name": "ten",
+                                "calls_per_second": 10},
+    "one-in-two-s-0123456789": {"projects": ["p"], "role": "writer", "name": "half",
+                                "calls_per_second": 0.5},
+    "unpaced-key-0123456789": {"projects": ["p"], "role": "writer", "name": "free"}}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def grant(key: str) -> Grant:
+    found = KeyRing.parse(json.dumps(KEYS)).lookup(key)
+    assert found is not None
+    return found
+
+
+def counted(metrics: Metrics, name: str) -> float:
+    value = metrics.registry.get_sample_value(name)
+    assert value is not None
+    return value
+
+
+def test_a_second_of_burst_then_one_call_each_interval_then_refusals() -> None:
+    clock, metrics = Clock(), Metrics()
+    paces, ten = KeyPaces(metrics, clock), grant("ten-a-second-0123456789")
+    assert [paces.of(ten) for _ in range(10)] == [None] * 10  # a second's worth at once
+    waits = []
+    while isinstance(paced := paces.of(ten), Paced) and paced.refusal is None:
+        waits.append(paced.seconds)
+    assert waits == pytest.approx([0.1 * n for n in range(1, 21)])  # up to PACE_WAIT
+    assert paced is not None and paced.seconds == PACE_WAIT
+    assert isinstance(paced.refusal, ResourceExhausted)
+    assert paced.refusal.message == (
+        "this key is paced at 10 a second (calls_per_second in the keys file), and the calls "
+        "it made already take its next one's time 2.1 s ahead, more than 2 s: make fewer "
+        "calls at once, or retry later")
+    assert counted(metrics, "footfall_calls_paced_total") == 20
+    assert counted(metrics, "footfall_calls_refused_over_pace_total") == 1
+    # A refusal takes no time of the key's: the next call is 2.1 s off still; and
+    # once time has passed, the calls are on time again.
+    refused = paces.of(ten)
+    assert refused is not None and refused.refusal is not None
+    clock.now += 0.15
+    assert paces.of(ten) == Paced(pytest.approx(1.95))
+    clock.now += 10
+    assert [paces.of(ten) for _ in range(10)] == [None] * 10
+
+
+def test_a_pace_under_one_a_second_has_a_burst_of_one_and_keys_are_paced_apart() -> None:
+    clock = Clock()
+    paces = KeyPaces(Metrics(), clock)
+    half, ten = grant("one-in-two-s-0123456789"), grant("ten-a-second-0123456789")
+    assert paces.of(half) is None
+    assert paces.of(half) == Paced(2.0)  # (two seconds apart: on the edge, served)
+    later = paces.of(half)
+    assert later is not None and later.refusal is not None
+    assert "paced at 0.5 a second" in later.refusal.message
+    assert [paces.of(ten) for _ in range(10)] == [None] * 10  # another key's own
+    assert all(paces.of(grant("unpaced-key-0123456789")) is None for _ in range(1000))
+    assert paces.of(None) is None  # (auth off)
+    clock.now += 4.0
+    assert paces.of(half) is None
