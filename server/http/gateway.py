@@ -615,10 +615,12 @@ class HttpGateway:
                 return self._paced(self._refused(request, route, transcode.DEFAULT_OUTPUT,
                                                  refused), address)
             return self._refused(request, route, transcode.DEFAULT_OUTPUT, refused)
-        collect = functools.partial(self._collect, request, route, path_values, collect_queued,
-                                    started, context, grant)
         paced = self._policy.key_paces.of(grant)
-        return collect() if paced is None else self._paced_pixel(paced, collect)
+        if paced is None:
+            return self._collect(request, route, path_values, collect_queued, started, context,
+                                 grant)
+        return self._paced_pixel(paced, functools.partial(
+            self._collect, request, route, path_values, collect_queued, started, context, grant))
 
     async def _paced_pixel(self, paced: Paced,
                            collect: Callable[[ResourceExhausted | None], web.Response]
