@@ -987,7 +987,8 @@ class GuardedSite(web.BaseSite):
         # looked at longest ago (_first_slow), first
         self._reading: dict[Connection, None] = {}
         self._sending: dict[Connection, None] = {}
-        # The connections the server closes, not gone yet, the first closed first
+        # The connections the server closes, not gone yet: the first closed, or looked at
+        # longest ago (_cut_closing), first
         self._closing: dict[Connection, None] = {}
         self.room_after = ROOM_AFTER
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
@@ -1107,20 +1108,21 @@ class GuardedSite(web.BaseSite):
 
     def _cut_closing(self, now: float) -> bool:
         """At the cap: cut the first connection the server closed ROOM_AFTER ago at
-        least (of the SLOW_BODY_LOOK closed first) whose client has taken the rest of
-        its answer slower than MIN_SEND_RATE since, or has nothing left to take but
-        never answered close_notify (TLS); whether one was. Its place is the
-        newcomer's."""
+        least (of the SLOW_BODY_LOOK looked at longest ago) whose client has taken the
+        rest of its answer slower than MIN_SEND_RATE since, or has nothing left to take
+        but never answered close_notify (TLS); whether one was. Its place is the
+        newcomer's. Those looked at go to the back (see _first_slow): SLOW_BODY_LOOK
+        clients taking the long tails of their `Connection: close` answers at an honest
+        pace, closed first, kept those behind them that took nothing from ever being
+        cut, and every newcomer was refused for as long."""
         oldest_allowed = now - self.room_after
-        for connection in itertools.islice(self._closing, SLOW_BODY_LOOK):
-            if connection.closing_since > oldest_allowed:
-                return False  # (nor any closed after it)
-            if connection.slow_closing(now):
-                del self._closing[connection]
-                self._making_room.add(connection)
-                connection.cut()
-                return True
-        return False
+        connection = _first_slow(self._closing, lambda each: each.closing_since
+                                 <= oldest_allowed and each.slow_closing(now))
+        if connection is None:
+            return False
+        self._making_room.add(connection)
+        connection.cut()
+        return True
 
     def _cut_slow(self) -> bool:
         """At the cap, with no connection waiting long enough for a request: cut the
@@ -1447,7 +1449,8 @@ def _first_slow(connections: dict[Connection, None],
     """The first of the SLOW_BODY_LOOK first `connections` that is `slow`, taken out
     of them; those looked at before it go last, to be looked at after the rest (a
     client's SLOW_BODY_LOOK bodies at an honest pace, begun first, hid its trickling
-    ones behind them for good)."""
+    ones behind them for good; so did the tails of closing answers: see
+    GuardedSite._cut_closing)."""
     for connection in list(itertools.islice(connections, SLOW_BODY_LOOK)):
         del connections[connection]
         if slow(connection):

@@ -519,6 +519,92 @@ def test_at_the_cap_honest_bodies_begun_first_do_not_hide_a_trickled_one(
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
 
 
+def paced_readers(readers: list[socket.socket], rate: int, got: list[bytearray],
+                  unpaced: threading.Event) -> None:
+    """Take what comes on each of `readers` into its `got` at `rate` bytes a second
+    (one thread for them all), as fast as it comes once `unpaced` is set, until the
+    server closes each."""
+    started = time.monotonic()
+    open_ones = {sock: index for index, sock in enumerate(readers)}
+    while open_ones:
+        due = [sock for sock, index in open_ones.items() if unpaced.is_set()
+               or len(got[index]) <= rate * (time.monotonic() - started)]
+        if not due:
+            time.sleep(0.01)
+            continue
+        try:
+            readable, _, _ = select.select(due, [], [], 0.01)
+        except (OSError, ValueError):  # (closed under it as the test ends)
+            return
+        for sock in readable:
+            try:
+                chunk = sock.recv(4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                del open_ones[sock]
+            else:
+                got[open_ones[sock]].extend(chunk)
+
+
+def test_at_the_cap_honest_closing_tails_first_do_not_hide_a_hostile_one(
+        settings: Settings, clock: FixedClock) -> None:
+    """Of the connections the server closed whose clients still take the rest of their
+    answers, only the first SLOW_BODY_LOOK were ever looked at to make room: a client
+    whose SLOW_BODY_LOOK `Connection: close` answers were taken at an honest pace (16
+    KiB a second each), closed first, kept the ones behind them that took nothing from
+    ever being cut, and every newcomer was refused 503 for as long. Those looked at and
+    found honest are looked at again after the rest: a newcomer or two later, the one
+    that takes nothing makes room, and the honest ones get every answer whole."""
+    honest = connections.SLOW_BODY_LOOK
+    cap = honest + 1
+    # 7 /console/app.js and 8 /metrics, the last closing: 183 KB, the kernel's send
+    # queue takes 135 KB of it, and the rest waits in the connection's buffer as it closes
+    count = 15
+    files = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 7
+    metrics = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    pipelined = files + (metrics + b"\r\n") * 7 + metrics + b"Connection: close\r\n\r\n"
+    with serving(settings, clock, http_max_connections=cap,
+                 http_max_connections_per_address=0) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+
+        def opened() -> socket.socket:
+            sock = socket.socket()
+            stack.callback(sock.close)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+            sock.connect(("127.0.0.1", running.http_port))
+            sock.sendall(pipelined)
+            return sock
+
+        readers = [opened() for _ in range(honest)]
+        got = [bytearray() for _ in readers]
+        unpaced = threading.Event()
+        stack.callback(unpaced.set)
+        taking = threading.Thread(target=paced_readers, daemon=True,
+                                  args=(readers, 16 * 1024, got, unpaced))
+        taking.start()
+        wait_for(lambda: len(site._closing) == honest, "the honest ones closed, first")
+        hostile = opened()  # (it takes nothing)
+        wait_for(lambda: len(site._closing) == cap, "the one that takes nothing closed too")
+        time.sleep(ROOM_AFTER + 0.2)
+        answers = []
+        for _ in range(3):
+            with raw(running.http_port) as newcomer:
+                newcomer.sendall(HEAD)
+                answers.append(newcomer.recv(100)[:12])
+            if answers[-1] == b"HTTP/1.1 200":
+                break
+        assert answers[-1] == b"HTTP/1.1 200", answers
+        assert closed_by_server(hostile)
+        unpaced.set()  # (the rest at once)
+        taking.join(BOUND)
+        assert not taking.is_alive()
+        whole = [bytes(each).count(b"HTTP/1.1 200 OK") for each in got]
+        assert whole == [count] * honest, whole
+
+
 def test_at_the_cap_an_answer_taken_below_the_least_rate_makes_room(
         settings: Settings, clock: FixedClock) -> None:
     """Four client addresses holding their share of connections each, every one
