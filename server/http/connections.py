@@ -11,7 +11,9 @@ accept loop here is ours:
   server closed ROOM_AFTER ago at least whose client takes the rest of its answer
   slower than MIN_SEND_RATE (or has none left to take: over TLS it waits for the
   client's close_notify), of the one
-  that has waited longest for a request (ROOM_AFTER at least), or of a TLS one accepted
+  that has waited longest for a request (ROOM_AFTER at least; closed once the rest of
+  its answers is sent, counted outside the cap meanwhile, while fewer than
+  1/TAILS_SHARE of the cap are so), or of a TLS one accepted
   ROOM_AFTER ago whose handshake is not done, or of one whose request
   body comes slower than MIN_BODY_RATE (answered 408), or whose client takes its
   answer slower than MIN_SEND_RATE (closed), or else gets a 503 and is
@@ -168,6 +170,15 @@ MIN_SEND_RATE = MIN_BODY_RATE
 # took one just before its last answer was done was aborted as room was made a second
 # later, the rest dropped (Connection.slow_tail).
 TAKEN_SLACK = 17 * 1024
+# A connection closed to make room whose client takes the rest of its answers at an
+# honest pace is closed once they are sent, counted outside the cap until it is gone (see
+# GuardedSite._make_room): at most 1/TAILS_SHARE of the cap are at once (at least one),
+# within the quarter of the descriptors the caps leave (descriptors.DESCRIPTOR_SHARE).
+# Each is bounded by its client address's share (an IPv6 client's /64), not by the
+# number of addresses: a client of as many addresses as it liked, taking its answers at
+# 12 KiB a second, had 80 such connections open at a cap of 16, and at a file descriptor
+# limit of 64 (16 HTTP and 16 gRPC connections) the HTTP port's accepts failed (EMFILE).
+TAILS_SHARE = 4
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -980,6 +991,8 @@ class GuardedSite(web.BaseSite):
         self._retry: asyncio.TimerHandle | None = None
         self._open: set[Connection] = set()
         self._making_room: set[Connection] = set()  # closed by _make_room, not gone yet
+        # Those of them closed once the rest of their answers is sent (see _make_room)
+        self._tails: set[Connection] = set()
         # The open connections waiting for a request, the one waiting longest first
         self._waiting: dict[Connection, None] = {}
         # The connections whose request body the gateway reads, and those whose answer
@@ -1057,6 +1070,7 @@ class GuardedSite(web.BaseSite):
 
     def closed(self, connection: Connection) -> None:
         self._making_room.discard(connection)
+        self._tails.discard(connection)
         self._closing.pop(connection, None)
         self._waiting.pop(connection, None)
         self._reading.pop(connection, None)
@@ -1149,23 +1163,40 @@ class GuardedSite(web.BaseSite):
         connections waiting are kept in the order they began to: looking costs no
         walk of every open one (a flood of connections at the cap comes here for
         each). Before them, one the server closed already that lingers (see
-        _cut_closing): cutting it takes nothing from anyone."""
+        _cut_closing): cutting it takes nothing from anyone. One whose client still
+        takes the rest of its answers at an honest pace is closed once they are sent,
+        counted outside the cap meanwhile: while the cap's 1/TAILS_SHARE are, such
+        connections are passed over (SLOW_BODY_LOOK of them at most)."""
         now = asyncio.get_running_loop().time()
         if self._cut_closing(now):
             return True
+        full = len(self._tails) >= max(1, self.max_connections // TAILS_SHARE)
+        passed = 0
         for connection in self._waiting:
             if connection.waiting_since > now - self.room_after:
-                return self._cut_handshake(now) or self._cut_slow()
-            if connection.waiting and connection.wire is not None:
                 break
-        else:
-            return self._cut_handshake(now) or self._cut_slow()
+            wire = connection.wire
+            if not connection.waiting or wire is None:
+                continue
+            tail = _undelivered(wire) and not connection.slow_tail(now)
+            if not (tail and full):
+                self._close_waiting(connection, wire, tail)
+                return True
+            passed += 1
+            if passed == SLOW_BODY_LOOK:
+                break
+        return self._cut_handshake(now) or self._cut_slow()
+
+    def _close_waiting(self, connection: Connection, wire: asyncio.Transport,
+                       tail: bool) -> None:
+        """Close `connection`, waiting for a request, to make room: once the rest of
+        its answers is sent if `tail` (watched, and counted among the tails until it is
+        gone), else at once."""
         del self._waiting[connection]
         self._making_room.add(connection)
-        wire = connection.wire
-        assert wire is not None
-        if _undelivered(wire) and not connection.slow_tail(now):
+        if tail:
             # (the rest of its answers, taken at an honest pace: sent before it closes)
+            self._tails.add(connection)
             connection.force_close()
             wire.close()
             connection.watch_closing()
@@ -1174,7 +1205,6 @@ class GuardedSite(web.BaseSite):
             # or a close would wait to send the rest to a client that takes it slower than
             # MIN_SEND_RATE, or not at all, counted out of the cap all the while)
             connection.cut()
-        return True
 
     def _cut_handshake(self, now: float) -> bool:
         """At the cap, with no connection waiting long enough for a request: cut the

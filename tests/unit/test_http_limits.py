@@ -209,3 +209,67 @@ def test_a_connection_cut_at_the_cap_is_not_cut_again_before_it_is_gone() -> Non
         return first, site._make_room(), client.cuts
 
     assert asyncio.run(cut_twice()) == (True, False, 1)
+
+
+class Wire:
+    """A transport with the rest of an answer in its buffer."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def get_write_buffer_size(self) -> int:
+        return 40_000
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class TailClient:
+    """A connection waiting for a request, the rest of its answers still to be taken by
+    its client (at an honest pace unless `slow`): says how it was let go."""
+
+    waiting_since = 0.0
+    waiting = True
+    address = None
+
+    def __init__(self, slow: bool = False) -> None:
+        self.wire: Any = Wire()
+        self.slow = slow
+        self.ended = ""
+
+    def slow_tail(self, now: float) -> bool:
+        return self.slow
+
+    def force_close(self) -> None:
+        self.ended = "closed"
+
+    def watch_closing(self) -> None:
+        assert self.ended == "closed" and self.wire.closed
+
+    def cut(self) -> None:
+        self.ended = "cut"
+
+
+def test_the_tails_outside_the_cap_are_bounded_whatever_their_addresses() -> None:
+    """A connection closed to make room whose client still takes the rest of its answers
+    is counted outside the cap until they are sent: its address's share bounded those
+    of one address (an IPv6 client's /64, and a client is given 2^16 of them with a
+    /48), nothing bounded them all. At most a quarter of the cap are now: past that,
+    one is passed over (a slow one is cut as before), and the newcomer refused unless
+    another makes room; once one is gone, the next may be closed so again."""
+    async def make_room() -> tuple[list[bool], list[str]]:
+        site = GuardedSite(SimpleNamespace(server=object()),  # type: ignore[arg-type]
+                           "127.0.0.1", 0, header_timeout=1.0, max_connections=8,
+                           handler_args={})
+        clients: list[Any] = [TailClient(slow=index == 4) for index in range(8)]
+        for client in clients:
+            site._pending += 1
+            site.opened(client)
+        made = [site._make_room() for _ in range(4)]
+        site.closed(clients[0])  # (its tail sent)
+        made.append(site._make_room())
+        return made, [client.ended for client in clients]
+
+    made, ended = asyncio.run(make_room())
+    assert made == [True, True, True, False, True]
+    assert ended == ["closed", "closed", "closed", "", "cut", "", "", ""]
