@@ -51,6 +51,7 @@ from server.console.pace import Listing
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.descriptors import fit_connections
+from server.gone_clients import quiet_gone_clients
 from server.http import crosssite
 from server.insights import service as insights_service
 from server.lines import counted
@@ -190,6 +191,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     `process`: this process's index among --processes; `keys`: the auth file's text
     in force, when the file itself may hold other (see processes.Supervisor)."""
     clock = clock or SystemClock()
+    quiet_gone_clients()
     policy = Policy.from_settings(settings, GUARDED, clock, keys)
     tls = _server_credentials(settings)
     _refuse_taken_ports(settings)
