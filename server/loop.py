@@ -99,6 +99,16 @@ async def page_read(fn: Callable[..., T], /, *args: Any, share: Hashable) -> T:
         return await run(fn, *args)
 
 
+def threads_of(run: Callable[..., Awaitable[Any]]) -> concurrent.futures.Executor | None:
+    """The threads `run` reads on, taken in turns by share, if it is `long_read` or
+    `page_read` (None: another way of running a read), for `long_read_turn`."""
+    if run is long_read:
+        return _LONG_READERS
+    if run is page_read:
+        return _PAGE_READERS
+    return None
+
+
 @contextlib.asynccontextmanager
 async def long_read_turn(share: Hashable,
                          threads: concurrent.futures.Executor = _LONG_READERS

@@ -53,7 +53,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 from server.errors import Cancelled
-from server.loop import set_paced
+from server.loop import long_read_turn, set_paced, threads_of
 
 T = TypeVar("T")
 
@@ -383,7 +383,25 @@ class Listing:
         `party` has come, charged what `fn` cost its thread (at once, and charged
         nothing, while no event is written). A read let go unpaced waits for its turn
         at its next `loop.between_reads` once events are written, and is charged what
-        it costs from there."""
+        it costs from there.
+
+        A read of loop.long_read or loop.page_read takes its project's turn there
+        (`share`) first, then its caller's here: a read waiting for a thread of its
+        project holds none of the budget. Taken in the other order, 500 counts of one
+        reader key in flight each took a turn, expecting what the last count cost (2 s
+        of a budget of 200 ms a second), then waited for one of its project's two
+        threads, held by counts that waited for their next SLICE behind those turns:
+        none of that project's long reads ran for minutes, the budget spent on reads
+        that could not begin."""
+        threads = threads_of(run)
+        if threads is not None:
+            async with long_read_turn(options.pop("share"), threads) as in_turn:
+                return await self._read(party, in_turn, fn, *args, **options)
+        return await self._read(party, run, fn, *args, **options)
+
+    async def _read(self, party: Hashable, run: Callable[..., Awaitable[T]],
+                    fn: Callable[..., T], /, *args: Any, **options: Any) -> T:
+        """As `read`, `run` taken as it is."""
         expected = self._costs.get(party, FIRST_READ_SECONDS)
         turn = _Turn(self, party, expected, await self.turn(expected, party))
 

@@ -16,7 +16,7 @@ import pytest
 
 from server.console.pace import FIRST_READ_SECONDS, SLICE, WRITING_SECONDS, Listing
 from server.errors import Cancelled
-from server.loop import between_reads
+from server.loop import LONG_READS_PER_SHARE, between_reads, long_read
 
 # When the process last committed, for Listing: now (it writes all along).
 WRITING = time.monotonic
@@ -369,3 +369,39 @@ def test_a_long_read_past_what_it_expected_takes_a_turn_for_each_slice_of_its_cp
     assert asked[0] == FIRST_READ_SECONDS and len(asked) >= 4, asked  # (100 ms / SLICE)
     assert set(asked[1:]) == {SLICE}, asked
     assert asyncio.run(main(sliced=False)) == [FIRST_READ_SECONDS]
+
+
+def test_a_read_waiting_for_its_projects_thread_holds_none_of_the_budget() -> None:
+    """500 counts of one reader key in flight each took a turn of the long reads'
+    budget, expecting what the last count cost, then waited for one of its project's
+    two threads, held by counts waiting for their next slice behind those turns: the
+    project's long reads ran none of the budget for minutes. Now only the reads that
+    hold their project's turn (LONG_READS_PER_SHARE) take the budget's."""
+    release = threading.Event()
+
+    def held() -> str:
+        release.wait(30)
+        return "count"
+
+    async def main() -> None:
+        listing = Listing(1000, WRITING, sliced=True)  # up to 0.2 s unspent
+        listing._costs["a"] = 0.02  # (each expects 20 ms: ten turns' worth unspent)
+        taken: list[float] = []
+        take = listing.reading.take
+
+        async def noted(expected: float, party: Any = "", group: Any = None) -> float:
+            given = await take(expected, party, group)
+            taken.append(given)
+            return given
+
+        listing.reading.take = noted  # type: ignore[method-assign]
+        reads = [asyncio.ensure_future(listing.read("a", long_read, held, share="p-budget"))
+                 for _ in range(8)]
+        try:
+            await settle()
+            assert len(taken) == LONG_READS_PER_SHARE, taken
+        finally:
+            release.set()
+        assert await asyncio.wait_for(asyncio.gather(*reads), 30) == ["count"] * 8
+
+    asyncio.run(main())
