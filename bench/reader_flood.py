@@ -7,6 +7,8 @@ project's durable WriteUserEvent calls (h2load, 8 callers).
                                  [--rounds 2] [--events 100000] [--postgres] [--port P]
                                  [--insights | --counts | --lone] [--no-trickle]
                                  [--import EVENTS]
+    python -m bench.reader_flood --in-flight 4,500 --calls counts [--filter F]
+                                 [--template DB | --postgres-url URL]
 
 --insights: the readers loop RunFunnel instead (FUNNEL: 10 steps by visitor, BY_ITEM,
 over their project's `--events`: about 2 s of CPU each over 200,000), as an analyst's
@@ -17,6 +19,17 @@ server, searching RARE over one project of `--events` from its first page to its
 event of their project). --import N: no writes but an ImportUserEvents of N events
 (4 files) into a fifth project, started 1 s after the readers: its seconds and the
 server's CPU meanwhile.
+
+--in-flight N,M --calls KIND: one reader (one channel, one client address: one party
+of the budgets) keeps N (then M, in turns) calls in flight over PROJECTS[0], KIND
+`counts` (CountUserEvents of NO_SESSION), `lists` (ListUserEvents of RARE, a page
+read), `session-lists` (ListUserEvents of LIST_SESSION, a long read) or
+`watch-rejections` / `watch-client-events` (each call a watch opened and cancelled
+once its headers come: churn); beside it, 8 callers' durable writes to another
+project, and the server's CPU split by thread (named for /proc by THREAD_NAMES): the
+long and page reads' threads' CPU a second is what the budgets of reading time
+(--list-read-ms each) bound. --template: a SQLite file filled beforehand (copied for
+each server); --postgres-url: a database filled beforehand (the servers share it).
 
 A store of 4 projects of `--events` events each (bench.data's events), filled once
 and copied for each server; the readers spread over the 4 projects, one channel
@@ -32,6 +45,7 @@ moves both alike.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -247,6 +261,194 @@ def measured(server: Server, readers: int, seconds: float, insights: bool = Fals
             "probe_max_ms": round(max(probe.millis or [0.0]), 1)}
 
 
+LIST_SESSION = 'sessionId = "session-none"'  # (read window by window: a long read)
+IN_FLIGHT_KINDS = ("counts", "lists", "session-lists", "watch-rejections", "watch-client-events")
+# Imported first by the server (on PYTHONPATH: see thread_names): each thread of the
+# server named in /proc as it is in Python, less "footfall-" (15 characters), so that
+# its CPU can be told apart (Python 3.11 names no native thread).
+THREAD_NAMES = """
+import ctypes, threading
+_prctl = ctypes.CDLL(None).prctl
+_inner = threading.Thread._bootstrap_inner
+def _named(self):
+    try:
+        _prctl(15, self.name.removeprefix("footfall-").encode()[:15], 0, 0, 0)
+    except Exception:
+        pass
+    _inner(self)
+threading.Thread._bootstrap_inner = _named
+"""
+
+
+@contextlib.contextmanager
+def thread_names() -> Iterator[None]:
+    """While the block runs, servers started have their threads named (THREAD_NAMES)."""
+    folder = Path(tempfile.mkdtemp(prefix="footfall-thread-names-"))
+    (folder / "sitecustomize.py").write_text(THREAD_NAMES)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def threads_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of each kind of thread of process `pid` (its name less the number of
+    a pool's thread), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    kinds: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        kind = name.rstrip("0123456789").rstrip("_") or name
+        kinds[kind] = kinds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return kinds
+
+
+def database_cpu(url: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the database of `url` (by pid),
+    from /proc ({} for SQLite): the database's own work, which no budget of the
+    server's threads' CPU counts."""
+    if not url.startswith("postgresql:"):
+        return {}
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(url, autocommit=True) as connection:
+        pids = [row[0] for row in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,))]
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
+class InFlight:
+    """One reader keeping `count` calls of `kind` (IN_FLIGHT_KINDS) in flight over
+    PROJECTS[0], on one channel: its calls answered (watches: opened) and failed."""
+
+    def __init__(self, port: int, count: int, kind: str, filter_: str | None = None) -> None:
+        self.port, self.count, self.kind = port, count, kind
+        self.filter = filter_ if filter_ is not None else {
+            "counts": NO_SESSION, "lists": RARE, "session-lists": LIST_SESSION}.get(kind, "")
+        self.calls = 0
+        self.failed: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.running: Any = None
+
+    async def _run(self) -> None:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            stub = console_pb2_grpc.ConsoleServiceStub(channel)
+            callers = [asyncio.ensure_future(self._call(stub)) for _ in range(self.count)]
+            while not self.stop.is_set():
+                await asyncio.sleep(0.05)
+            for caller in callers:
+                caller.cancel()
+            await asyncio.gather(*callers, return_exceptions=True)
+
+    async def _call(self, stub: Any) -> None:
+        token = ""
+        while True:
+            try:
+                if self.kind == "counts":
+                    await stub.CountUserEvents(console_pb2.CountUserEventsRequest(
+                        parent=PROJECTS[0], filter=self.filter), timeout=120)
+                elif self.kind in ("lists", "session-lists"):
+                    page = await stub.ListUserEvents(console_pb2.ListUserEventsRequest(
+                        parent=PROJECTS[0], filter=self.filter, page_size=100,
+                        page_token=token), timeout=120)
+                    token = page.next_page_token
+                else:
+                    project = PROJECTS[0].split("/locations/")[0]
+                    if self.kind == "watch-rejections":
+                        call = stub.WatchRejections(console_pb2.WatchRejectionsRequest(
+                            parent=project), timeout=120)
+                    else:
+                        call = stub.WatchClientEvents(console_pb2.WatchClientEventsRequest(
+                            parent=project), timeout=120)
+                    try:
+                        # (the headers come once the watch is open, its position fixed;
+                        # a refusal ends the call at once, its status then raised)
+                        await call.initial_metadata()
+                        if call.done():
+                            await call
+                    finally:
+                        call.cancel()
+                self.calls += 1
+            except grpc.aio.AioRpcError as error:
+                name = error.code().name
+                self.failed[name] = self.failed.get(name, 0) + 1
+                token = ""
+                await asyncio.sleep(0.1)
+
+    def __enter__(self) -> InFlight:
+        self.running = asyncio.run_coroutine_threadsafe(self._run(), _client_loop())
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.running.result(130)
+
+
+_CLIENT_LOOP: list[asyncio.AbstractEventLoop] = []
+
+
+def _client_loop() -> asyncio.AbstractEventLoop:
+    """The one loop, on a thread of its own, of every InFlight's calls: grpc.aio's
+    poller keeps the first loop it served (a second asyncio.run had it call a closed one)."""
+    if not _CLIENT_LOOP:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        _CLIENT_LOOP.append(loop)
+    return _CLIENT_LOOP[0]
+
+
+def measured_in_flight(server: Server, count: int, kind: str, seconds: float,
+                       filter_: str | None = None) -> dict[str, Any]:
+    """Durable writes beside `count` calls of `kind` in flight (InFlight): the writes a
+    second, the server's CPU per write, the reader's calls a second, and the CPU a
+    second of each kind of the server's threads (loop, long-read, page-read, store...)."""
+    frame = write.frame_file()
+    try:
+        with Trickle(server.port), InFlight(server.port, count, kind, filter_) as reading:
+            time.sleep(3.0)  # (the calls under way, the budget's spell past)
+            calls, before = reading.calls, server.cpu_seconds()
+            database = database_cpu(server.store_url)
+            threads, began = threads_cpu(server.process.pid), time.perf_counter()
+            loads = small_writes(server.port, frame, WRITERS, seconds)
+            took = time.perf_counter() - began
+            cpu = server.cpu_seconds() - before
+            after = threads_cpu(server.process.pid)
+            database_after = database_cpu(server.store_url)
+            calls = reading.calls - calls
+    finally:
+        frame.unlink()
+    split = {kind_: round((after.get(kind_, 0.0) - threads.get(kind_, 0.0)) / took, 3)
+             for kind_ in sorted(after)}
+    return {"in_flight": count, "kind": kind, "filter": reading.filter,
+            "writes_per_s": loads["per_second"],
+            "write_p50_ms": loads["p50_ms"], "write_p99_ms": loads["p99_ms"],
+            "write_max_ms": loads["max_ms"], "non_200": loads["non_200"],
+            "server_cpu_per_s": round(cpu / took, 3),
+            "server_cpu_us_per_write": round(cpu / max(loads["writes"], 1) * 1e6),
+            "calls_per_s": round(calls / took, 2), "failed": reading.failed,
+            "database_cpu_per_s": round(sum(cpu - database.get(pid, 0.0) for pid, cpu
+                                            in database_after.items()) / took, 3),
+            "thread_cpu_per_s": {k: v for k, v in split.items() if v >= 0.005}}
+
+
 IMPORTED = "projects/floodimport/locations/global/catalogs/default_catalog"
 
 
@@ -351,12 +553,23 @@ def main() -> None:
                       help='the readers loop CountUserEvents of sessionId = ""')
     mode.add_argument("--lone", action="store_true",
                       help="one search of RARE alone on a quiet server (one project)")
+    parser.add_argument("--in-flight", default="",
+                        help="calls one reader keeps in flight, in turns (e.g. 4,500)")
+    parser.add_argument("--calls", choices=IN_FLIGHT_KINDS, default="counts",
+                        help="what --in-flight's calls are")
+    parser.add_argument("--filter", default=None,
+                        help="the filter of --in-flight's counts and lists (else each kind's)")
+    parser.add_argument("--template", default="", help="a SQLite store filled beforehand")
+    parser.add_argument("--postgres-url", default="", help="a database filled beforehand")
     parser.add_argument("--import", dest="import_events", type=int, default=0,
                         help="no writes but an import of this many events beside the readers")
     args = parser.parse_args()
     revs = [None if rev == "." else rev for rev in args.rev] or [None]
     counts = [int(n) for n in args.readers.split(",")]
     print(f"load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.in_flight:
+        in_flight(args, revs)
+        return
     with filled(args.events, args.postgres, PROJECTS[:1] if args.lone else PROJECTS) as template:
         for round_ in range(args.rounds):
             for rev in revs if round_ % 2 == 0 else revs[::-1]:
@@ -383,6 +596,28 @@ def main() -> None:
                             time.sleep(3.0)  # (the funnel each reader had under way ends)
                         print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
                                           **result}), flush=True)
+
+
+def in_flight(args: argparse.Namespace, revs: list[str | None]) -> None:
+    """--in-flight: each count of calls in turn, each rev in turn, for --rounds."""
+    template = args.postgres_url or args.template
+    with contextlib.ExitStack() as stack:
+        if not template:
+            template = stack.enter_context(filled(args.events, args.postgres, PROJECTS[:1]))
+        stack.enter_context(thread_names())
+        for round_ in range(args.rounds):
+            for rev in revs if round_ % 2 == 0 else revs[::-1]:
+                with server_of(rev, template, args.port) as server:
+                    head = {"round": round_, "rev": rev or "checkout",
+                            "store": "postgres" if template.startswith("postgresql:")
+                            else "sqlite"}
+                    measured(server, 0, 2.0)  # warm-up
+                    for count in (int(n) for n in args.in_flight.split(",")):
+                        result = measured_in_flight(server, count, args.calls, args.seconds,
+                                                    args.filter)
+                        print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
+                                          **result}), flush=True)
+                        time.sleep(3.0)  # (the reads under way end)
 
 
 if __name__ == "__main__":
