@@ -198,6 +198,12 @@ class ConsoleSql:
     def _dialect(self) -> Dialect:
         return self._sql.dialect
 
+    @property
+    def reads_elsewhere(self) -> bool:
+        """Whether its reads' work is done in another process (PostgreSQL's), which
+        no thread's CPU here counts (see console.pace.Listing.read)."""
+        return self._dialect.name != "sqlite"
+
     # -- user events -----------------------------------------------------------
 
     def user_events_newest(self, query: EventQuery, limit: int,

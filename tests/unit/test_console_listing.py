@@ -405,3 +405,55 @@ def test_a_read_waiting_for_its_projects_thread_holds_none_of_the_budget() -> No
         assert await asyncio.wait_for(asyncio.gather(*reads), 30) == ["count"] * 8
 
     asyncio.run(main())
+
+
+def charges(listing: Listing) -> list[float]:
+    """What each read (or slice of one) of `listing` is charged, as it is."""
+    charged: list[float] = []
+    spent = listing.reading.spent
+
+    def noted(taken: float, seconds: float, party: Any = "", group: Any = None) -> None:
+        charged.append(seconds)
+        spent(taken, seconds, party, group)
+
+    listing.reading.spent = noted  # type: ignore[method-assign]
+    return charged
+
+
+def test_a_read_done_elsewhere_is_charged_its_time_by_the_clock() -> None:
+    """A count of the store on PostgreSQL is one statement, some 40 ms of the
+    database's CPU and none of its thread's: 500 of them in flight were charged 5 ms a
+    second of a budget of 200, and took 340-590 ms a second of the database's CPU."""
+    def in_the_database() -> str:
+        time.sleep(0.05)  # (its thread waits for the database's answer)
+        return "count"
+
+    async def main(elsewhere: bool) -> list[float]:
+        listing = Listing(1000, WRITING, sliced=True)
+        charged = charges(listing)
+        assert await listing.read("a", asyncio.to_thread, in_the_database,
+                                  elsewhere=elsewhere) == "count"
+        return charged
+
+    assert sum(asyncio.run(main(elsewhere=True))) >= 0.05
+    assert sum(asyncio.run(main(elsewhere=False))) < 0.01
+
+
+def test_a_read_done_elsewhere_is_not_charged_its_waits_for_its_turns() -> None:
+    def in_the_database() -> str:
+        for _ in range(2):
+            time.sleep(0.03)
+            between_reads()  # (past a SLICE: charged, then it waits for its next turn)
+        return "count"
+
+    async def main() -> tuple[list[float], float]:
+        listing = Listing(50, WRITING, sliced=True)  # 50 ms a second: 30 ms waits 0.4 s
+        charged = charges(listing)
+        began = time.perf_counter()
+        assert await listing.read("a", asyncio.to_thread, in_the_database,
+                                  elsewhere=True) == "count"
+        assert listing._costs["a"] < 0.3  # (what its caller's next read expects)
+        return charged, time.perf_counter() - began
+
+    charged, took = asyncio.run(main())
+    assert took >= 0.3 and 0.06 <= sum(charged) < 0.3, (charged, took)

@@ -1039,3 +1039,10 @@ def test_a_job_of_a_projects_default_tenant_is_found_by_either_name(store: Any) 
         assert [e.client_event.event_id for e in listed.client_events] == ["e1", "e0"], job
     other = client_filter.parse('job = "projects/p/tenants/t/jobs/j1"', "projects/p/tenants/t")
     assert client_filter.job_names(other.tenant, other.jobs[0]) == other.jobs
+
+
+def test_a_store_says_whether_its_reads_work_in_another_process(store: Any,
+                                                                 store_url: str) -> None:
+    # (PostgreSQL's reads are its server's CPU, which the console's budgets of reading
+    # time charge by the clock: see console.pace.Listing.read)
+    assert store.reads_elsewhere == store_url.startswith("postgresql://")
