@@ -282,7 +282,8 @@ threading.Thread._bootstrap_inner = _named
 
 @contextlib.contextmanager
 def thread_names() -> Iterator[None]:
-    """While the block runs, servers started have their threads named (THREAD_NAMES)."""
+    """While the block runs, servers started have their threads named (THREAD_NAMES),
+    whatever PYTHONPATH names besides (served_from's tree)."""
     folder = Path(tempfile.mkdtemp(prefix="footfall-thread-names-"))
     (folder / "sitecustomize.py").write_text(THREAD_NAMES)
     before = os.environ.get("PYTHONPATH")
@@ -518,7 +519,10 @@ def filled(events: int, postgres: bool, projects: list[str]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server_of(rev: str | None, template: str, port: int) -> Iterator[Server]:
+def server_of(rev: str | None, template: str, port: int, named: bool = False
+              ) -> Iterator[Server]:
+    """A server of `rev` on a copy of `template` (`named`: its threads named, see
+    THREAD_NAMES)."""
     with contextlib.ExitStack() as stack:
         tree = stack.enter_context(exported(rev)) if rev else None
         if template.startswith("postgresql://"):
@@ -528,7 +532,7 @@ def server_of(rev: str | None, template: str, port: int) -> Iterator[Server]:
             stack.callback(shutil.rmtree, folder, True)
             shutil.copy(template, folder / "events.db")
             url = f"sqlite:///{folder / 'events.db'}"
-        with served_from(tree):
+        with served_from(tree), thread_names() if named else contextlib.nullcontext():
             # (on every address: the probe calls from ::1)
             server = stack.enter_context(footfall(url, "--host", "::",
                                                   *(("--port", str(port)) if port else ())))
@@ -604,10 +608,9 @@ def in_flight(args: argparse.Namespace, revs: list[str | None]) -> None:
     with contextlib.ExitStack() as stack:
         if not template:
             template = stack.enter_context(filled(args.events, args.postgres, PROJECTS[:1]))
-        stack.enter_context(thread_names())
         for round_ in range(args.rounds):
             for rev in revs if round_ % 2 == 0 else revs[::-1]:
-                with server_of(rev, template, args.port) as server:
+                with server_of(rev, template, args.port, named=True) as server:
                     head = {"round": round_, "rev": rev or "checkout",
                             "store": "postgres" if template.startswith("postgresql:")
                             else "sqlite"}
