@@ -386,14 +386,16 @@ class Listing:
         at its next `loop.between_reads` once events are written, and is charged what
         it costs from there.
 
-        A read of loop.long_read or loop.page_read takes its project's turn there
+        In a `sliced` Listing, a read of loop.long_read takes its project's turn there
         (`share`) first, then its caller's here: a read waiting for a thread of its
         project holds none of the budget. Taken in the other order, 500 counts of one
         reader key in flight each took a turn, expecting what the last count cost (2 s
         of a budget of 200 ms a second), then waited for one of its project's two
         threads, held by counts that waited for their next SLICE behind those turns:
         none of that project's long reads ran for minutes, the budget spent on reads
-        that could not begin.
+        that could not begin. (A page, which takes no more turns once under way, takes
+        its caller's turn first: one project's callers' pages then come in turns, not
+        in the order they asked.)
 
         `elsewhere`: the read's work is done mostly in another process (PostgreSQL's),
         which no thread's CPU here counts: it is charged its thread's time by the clock
@@ -401,7 +403,7 @@ class Listing:
         flight on PostgreSQL, each some 40 ms of the database's CPU and none of their
         thread's, were charged 5 ms a second of a budget of 200 and took 340-590 ms a
         second of the database's CPU beside the writes'."""
-        threads = threads_of(run)
+        threads = threads_of(run) if self.sliced else None
         if threads is not None:
             async with long_read_turn(options.pop("share"), threads) as in_turn:
                 return await self._read(party, in_turn, fn, *args, elsewhere=elsewhere,
@@ -431,6 +433,14 @@ class Listing:
             self._costs[party] = turn.cost or expected
             if len(self._costs) > PARTIES_KEPT:
                 del self._costs[next(iter(self._costs))]
+
+    async def pay(self, party: Hashable, seconds: float) -> None:
+        """Return once the turn of `party` has come (at once while no event is written),
+        charged `seconds`: for work whose cost is known, not measured on a thread (a
+        watch's opening, the loop's and grpc's mostly)."""
+        taken = await self.turn(seconds, party)
+        if taken is not None:
+            self.reading.spent(taken, seconds, party)
 
     def _charge_rest(self, party: Hashable, charged: float, spent: float, cost: float) -> None:
         """A read of `party` whose caller went while it read, charged `charged` then,
