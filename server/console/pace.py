@@ -362,11 +362,13 @@ class Listing:
     window of a list): one let go in a quiet spell waits for its turn there once the
     writes come, and is charged from then on (see _Turn).
 
-    The pages of ListProducts take turns in the lists' Listing too; the reads that may
-    take seconds (the insights, server/insights/service.py; the console's counts,
-    CountUserEvents, CountClientEvents and ListCatalogs with counts; v2alpha's
-    total_size) in another, as large (server/app.py): whatever reader keys may ask
-    that reads rows of the store by the thousand."""
+    The pages of ListProducts take turns in the lists' Listing too, and so do the
+    console's watches as they open (each charged what opening one costs: see
+    ConsoleService._start); the reads that may take seconds (the insights,
+    server/insights/service.py; the console's counts, CountUserEvents,
+    CountClientEvents and ListCatalogs with counts; v2alpha's total_size) in another,
+    as large (server/app.py): whatever reader keys may ask that reads rows of the
+    store by the thousand."""
 
     def __init__(self, read_ms: int, last_write: Callable[[], float],
                  sliced: bool = False) -> None:
