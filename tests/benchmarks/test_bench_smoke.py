@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(620)
 def test_every_benchmark_runs_on_tiny_sizes() -> None:
     missing = [tool for tool in ("h2load", "wrk") if shutil.which(tool) is None]
     if missing:
@@ -26,7 +26,7 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
                     "`make test-tools` installs them")
     out = subprocess.run([sys.executable, "-m", "bench.run", "--profile", "smoke",
                           "--no-report"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=280)
+                         timeout=600)  # (a loaded CI's run took more than 280 s)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout[out.stdout.index("{"):])
     assert {"write", "collect", "import", "purge", "scale", "inventory", "console", "watch",
