@@ -5,19 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, urlparse
 
-from server.config import CONNECTION_STRING, SERVER_ADDRESS, store_url_of
+from server.config import CONNECTION_STRING, store_url_of
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
+from server.store.url_passwords import (
+    Address,
+    libpq_misreads,
+    password_spans,
+    postgres_address,
+    redacted,
+    without_passwords,
+)
 
 if TYPE_CHECKING:
     from server.store.base import Store
 
 __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
-           "committed_a_while", "located", "open_store", "redacted", "sqlite_path",
-           "store_url_of"]
+           "committed_a_while", "located", "open_store", "password_spans",
+           "postgres_url_problem", "redacted", "sqlite_path", "store_url_of"]
 
 log = logging.getLogger(__name__)
 
@@ -59,87 +66,43 @@ async def committed_a_while(store: Store, what: str) -> None:
         log.info("read without waiting for %s: %s", what, exc or "they are not committed yet")
 
 
-def redacted(url: str) -> str:
-    """`url` as logs may show it: every password in it becomes ***, as libpq reads
-    them: before the host (`USER:PASSWORD@`, its `/`, `?`, `#` or `@` unencoded
-    too), a `password=` or `sslpassword=` parameter (its name percent-encoded too),
-    or such a keyword of libpq's KEY=VALUE connection string."""
-    shown, end = [], 0
-    for start, stop in password_spans(url):
-        shown += [url[end:start], "***"]
-        end = stop
-    return "".join(shown) + url[end:]
-
-
-def password_spans(url: str) -> list[tuple[int, int]]:
-    """Where the passwords of `url` (see `redacted`) are, as (start, end), in order."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or _SCHEME.fullmatch(scheme) is None:  # (KEY=VALUE, or a path)
-        return [found.span(2) for found in _KEYWORD_PASSWORD.finditer(url)]
-    offset = len(scheme) + len(sep)
-    spans, host = [], 0
-    first_at = rest.find("@")
-    if first_at >= 0:
-        # The user's part ends at the last `@` before the host's path or query (a
-        # password's `@` unencoded is hidden too, where libpq takes the first).
-        after = _PATH_OR_QUERY.search(rest, first_at)
-        end = rest.rindex("@", 0, after.start() if after else len(rest))
-        if "/" not in rest[:first_at]:
-            # USER:PASSWORD@HOST as libpq reads it: a `?` or `#` within is the password's
-            colon = rest.find(":", 0, end)
-            host = end + 1
-        elif (user := _USER.match(rest)) is not None and not (
-                _PORTS.match(rest, user.end()) and _QUERY.search(rest, 0, first_at)):
-            # USER:PA/SS@HOST/DB: libpq reads host USER and port PA (and refuses
-            # it), but the password is meant; HOST:5432/DB?user=me@corp has none
-            colon, host = user.end() - 1, end + 1
-        else:
-            colon = -1
-        if colon >= 0:
-            spans.append((offset + colon + 1, offset + end))
-    query = rest.find("?", host)
-    if query >= 0:
-        at = offset + query + 1
-        for parameter in url[at:].split("&"):
-            name, equals, _ = parameter.partition("=")
-            if equals and unquote(name).strip().lower() in _PASSWORD_NAMES:
-                spans.append((at + len(name) + 1, at + len(parameter)))
-            at += len(parameter) + 1
-    return spans
-
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-# A URL's USER: (before a password, or HOST: before a port)
-_USER = re.compile(r"[^:/?#@\[]*:")
-_PATH_OR_QUERY = re.compile(r"[/?#]")
-_QUERY = re.compile(r"[?#]")
-# HOST:'s port (a list of hosts' too), then the path
-_PORTS = re.compile(r"[0-9]*(?:,[^/?#@]*)?/")
-_PASSWORD_NAMES = frozenset({"password", "sslpassword"})
-# (a KEY=VALUE string's value may be quoted, spaces and \' within; unquoted, it ends
-# at a space; `?` and `&` before the name: a server's address given a query)
-_KEYWORD_PASSWORD = re.compile(
-    r"((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
-
-
 def located(url: str) -> str:
     """`url` as the start line shows it: a password as ***, a SQLite path made
     absolute (a relative one depends on the folder the server started in)."""
     if url.startswith("sqlite:///"):
         path, mark, query = url[len("sqlite:///"):].partition("?")
-        return f"sqlite:///{os.path.abspath(path)}{mark}{query}" if path else url
+        if path:
+            url = f"sqlite:///{os.path.abspath(path)}{mark}{query}"
     return redacted(url)
 
 
 def sqlite_path(url: str) -> str:
     """The file a sqlite:///PATH URL names (sqlite:///relative/path and
     sqlite:////absolute/path, as SQLAlchemy spells them; sqlite:///./data/x.db is
-    relative to the working directory). ValueError when it names none."""
+    relative to the working directory). ValueError when it names none, or when its
+    path reads as a PostgreSQL address (see postgres_address): every command's --store
+    takes a path, and `me:pa/ss@db:5432/shop` was served as a SQLite file of that
+    name, its password in the start line (./NAME is still the file)."""
     path = url.split("?", 1)[0][len("sqlite:///"):] if url.startswith("sqlite:///") else ""
     if not path:
         raise ValueError(f"sqlite store URL needs a path, e.g. sqlite:///./data/footfall.db: "
-                         f"{url!r}")
+                         f"{redacted(url)!r}")
+    address = postgres_address(url[len("sqlite:///"):])
+    if address is not None:
+        raise _address_refused(url[len("sqlite:///"):], address)
     return path
+
+
+def _address_refused(text: str, address: Address) -> ValueError:
+    """The refusal of a PostgreSQL server's address given where a store's URL belongs,
+    saying the URL of its database (a password as ***: the refusal is logged)."""
+    shown = redacted(text)
+    where, mark, query = shown.partition("?")
+    meant = ("" if address.user else "USER@") + (shown if address.database
+                                                  else f"{where.rstrip('/')}/DB{mark}{query}")
+    return ValueError(f"unknown store URL {shown!r}: that is a server's address; a "
+                      f"PostgreSQL database there is postgresql://{meant} (and a SQLite "
+                      f"file of that name, ./{shown})")
 
 
 def _warn_if_meant_absolute(path: str) -> None:
@@ -152,6 +115,27 @@ def _warn_if_meant_absolute(path: str) -> None:
         return
     log.warning("sqlite:///%s is the file %s under the working folder; sqlite:////%s (four "
                 "slashes) is /%s", path, os.path.abspath(path), path, path)
+
+
+def postgres_url_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL store URL, in one line that shows no password, or
+    None (see server.store.postgres.url_problem), said before any connection is made."""
+    if libpq_misreads(url):
+        # (each was said with the password: USER:PA/SS@HOST/DB as a port that is no
+        # number, USER:PA@SS@HOST/DB as host SS@HOST in every line of its outage)
+        return ("PostgreSQL store URL: a / in its password is written %2F, an @ %40, an & "
+                "%26, or libpq reads some of it as no password (USER:PA/SS@HOST/DB as host "
+                "USER, port PA; USER:PA@SS@HOST/DB as host SS@HOST)")
+    from server.store.postgres import url_problem
+
+    try:
+        problem = url_problem(url)
+    except UnicodeDecodeError:  # (psycopg's conninfo_to_dict: `serve` ended in a traceback)
+        return ("PostgreSQL store URL: a percent-encoded part of it is no UTF-8 text "
+                "(psycopg reads UTF-8 alone)")
+    # (libpq's words are made one line first, and a password's space of Unicode's made
+    # a space was not found in them: `invalid percent-encoded token: "00% "` was said)
+    return None if problem is None else without_passwords(problem, url)
 
 
 # Schemes of a server's address, never of a store.
@@ -172,10 +156,15 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
     # and only parses a filter's EventQuery first) never loads the SQLite backend.
     from server.store.sqlite import SqliteStore
 
+    # (before the schemes: `postgres:PASSWORD@db:5432/shop` reads as one, the user
+    # named postgres, and libpq's refusal of it quoted the password)
+    address = postgres_address(url)
+    if address is not None:
+        raise _address_refused(url, address)
     parsed = urlparse(url)
     if parsed.scheme == "memory":
         if url != "memory://":  # (memory:/ and memory://name read as some other store)
-            raise ValueError(f"a memory store's URL is memory:// alone, got {url!r}")
+            raise ValueError(f"a memory store's URL is memory:// alone, got {redacted(url)!r}")
         if read_only:
             raise ValueError("a memory:// store lives inside the server that holds it: "
                              "ask that server (--server HOST:PORT)")
@@ -186,29 +175,18 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         options = parse_qs(parsed.query)
         synchronous = options.pop("synchronous", ["full"])[-1].upper()
         if options or synchronous not in ("FULL", "NORMAL"):
-            raise ValueError(f"sqlite store URL takes only ?synchronous=full|normal: {url!r}")
+            raise ValueError(f"sqlite store URL takes only ?synchronous=full|normal: "
+                             f"{redacted(url)!r}")
         return SqliteStore(path, synchronous=synchronous, read_only=read_only,
                            any_version=any_version)
     if parsed.scheme in {"postgres", "postgresql"}:
         # Imported here so that SQLite users never load the PostgreSQL driver.
-        from server.store.postgres import PostgresStore, url_problem
+        from server.store.postgres import PostgresStore
 
-        problem = url_problem(url)
+        problem = postgres_url_problem(url)
         if problem is not None:
             raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
-    address = SERVER_ADDRESS.fullmatch(url)
-    if address is not None:
-        # (a password given as USER:PASSWORD@ is said as ***, as `redacted` says it:
-        # the refusal is logged, and it quoted the password three times)
-        user, colon, _ = (address["user"] or "").partition(":")
-        user = f"{user}:***" if colon else user
-        shown = f"{user}@{url[address.end('user') + 1:]}" if address["user"] else url
-        meant = f"postgresql://{user or 'USER'}@{address['address']}/" \
-                f"{address['database'] or 'DB'}"
-        raise ValueError(f"unknown store URL {shown!r}: that is a server's address; a "
-                         f"PostgreSQL database there is {meant} (and a SQLite file of "
-                         f"that name, ./{shown})")
     if CONNECTION_STRING.match(url):
         raise ValueError(f"unknown store URL {redacted(url)!r}: that is libpq's KEY=VALUE "
                          "connection string; give the database as a URL, "
