@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from server.store import open_store, redacted, sqlite_path
 from server.store.sqlite import SqliteStore
+from server.store.url_passwords import postgres_address
 
 
 class BackupRefused(Exception):
@@ -23,9 +24,11 @@ class BackupRefused(Exception):
 def backup_file(dest: str) -> str:
     """The file `footfall backup DEST` writes: DEST, a path, or the file a sqlite:///
     URL names (given as `footfall copy` takes its DEST). BackupRefused for another
-    URL: a backup is a SQLite file; `footfall copy` fills a PostgreSQL store."""
+    URL, or a PostgreSQL server's address without its scheme (me:pa/ss@db:5432/shop
+    was written as a file of that name, the password in the line saying so): a backup
+    is a SQLite file; `footfall copy` fills a PostgreSQL store."""
     scheme = urlparse(dest).scheme
-    if dest.startswith("sqlite:") or "://" in dest:
+    if dest.startswith("sqlite:") or "://" in dest or postgres_address(dest) is not None:
         if scheme == "sqlite":
             return sqlite_path(dest)
         raise BackupRefused(

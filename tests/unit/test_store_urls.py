@@ -208,3 +208,34 @@ def test_a_sqlite_path_with_a_colon_and_an_at_is_still_a_file(
     monkeypatch.chdir(tmp_path)
     open_store(store_url_of(path)).close()
     assert (tmp_path / path).is_file()
+
+
+def test_backup_restore_and_copy_refuse_an_address_saying_no_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each took it for a SQLite file's path: backup wrote its copy to a file of that
+    # name, restore put the backup in place there, and said so, password and all.
+    from server.store.backup import BackupRefused, backup, backup_file
+    from server.store.copy import copy_store
+    from server.store.restore import restore
+
+    monkeypatch.chdir(tmp_path)
+    open_store("sqlite:///live.db").close()
+    given = "me:pa/ss@db.internal:5432/shop"
+    with pytest.raises(BackupRefused, match="a backup is a SQLite file") as told:
+        backup_file(given)
+    refusals = [str(told.value)]
+    for attempt in (lambda: backup(store_url_of(given), "out.db"),
+                    lambda: restore("live.db", store_url_of(given)),
+                    lambda: copy_store("sqlite:///live.db", store_url_of(given))):
+        with pytest.raises(ValueError, match="that is a server's address") as told:
+            attempt()
+        refusals.append(str(told.value))
+    for said in refusals:
+        assert "pa/ss" not in said and "me:***@db.internal:5432/shop" in said, said
+    assert not [path for path in tmp_path.iterdir() if not path.name.startswith("live.db")]
+
+
+def test_the_start_line_shows_no_password_of_a_sqlite_url() -> None:
+    # (a SQLite URL's query is refused, quoting it; the start line shows the rest)
+    assert located("sqlite:////srv/x.db?password=s3cret") == "sqlite:////srv/x.db?password=***"
+    assert located("postgresql://me:s3/cr@et@db/shop") == "postgresql://me:***@db/shop"
