@@ -264,9 +264,9 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     reset = commands.add_parser(
         "reset", help="delete what a running server holds of a catalog (events, products, "
-                      "refusals, finished operations), a tenant (client events, refusals) or a "
-                      "project (its every catalog and tenant, and its refusals): a test "
-                      "suite's clean start")
+                      "refusals, finished operations; running ones are cancelled), a tenant "
+                      "(client events, refusals) or a project (its every catalog and tenant, "
+                      "and its refusals): a test suite's clean start")
     reset.add_argument("--parent", required=True,
                        help=f"catalog (e.g. {CATALOG_EXAMPLE}), tenant (projects/p/tenants/t) "
                             f"or project (projects/p)")

@@ -185,4 +185,6 @@ def reset(name: str, deleted: console_pb2.ResetResponse) -> str:
                  counted(deleted.deleted_products_count, "product"),
                  counted(deleted.deleted_rejections_count, "refusal"),
                  counted(deleted.deleted_operations_count, "finished operation")]
-    return printable(f"reset {name}: deleted {', '.join(parts[:-1])} and {parts[-1]}")
+    cancelled = deleted.cancelled_operations_count
+    running = f"; cancelled {counted(cancelled, 'running operation')}" if cancelled else ""
+    return printable(f"reset {name}: deleted {', '.join(parts[:-1])} and {parts[-1]}{running}")

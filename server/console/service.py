@@ -59,7 +59,8 @@ SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 def _reset(counts: ResetCounts) -> console_pb2.ResetResponse:
     return console_pb2.ResetResponse(
         deleted_events_count=counts.events, deleted_products_count=counts.products,
-        deleted_rejections_count=counts.rejections, deleted_operations_count=counts.operations)
+        deleted_rejections_count=counts.rejections, deleted_operations_count=counts.operations,
+        cancelled_operations_count=counts.cancelled)
 
 
 Named = TypeVar("Named", CatalogName, TenantName)

@@ -97,6 +97,20 @@ def cancelled_status(what: str) -> status_pb2.Status:
         message=f"{what} was cancelled; the batches committed before the cancel are kept")
 
 
+def cancelled_by_reset(payload: bytes, reset: str) -> bytes:
+    """The stored Operation `payload` of a job still running when `reset` (the name a
+    reset was asked for: a catalog or a project) came, ended CANCELLED by it: its
+    metadata as its last step left it, and the reset named as the reason."""
+    op = operations_pb2.Operation.FromString(payload)
+    op.done = True
+    op.ClearField("response")
+    op.error.CopyFrom(status_pb2.Status(
+        code=code_pb2.CANCELLED,
+        message=f"cancelled by the reset of {reset}, which came while it ran: what it had "
+                f"done there went with the reset, and nothing more of it is done"))
+    return op.SerializeToString()
+
+
 def ended(name: str, metadata: Message, response: Message, cancelled: bool,
           what: str) -> operations_pb2.Operation:
     """The done Operation of a job: with `response`, or CANCELLED (`what` names the

@@ -460,7 +460,9 @@ class OperationRunner:
             with contextlib.suppress(StoreUnavailable):  # else the lease lapses by itself
                 self._store.release_operation(record.name, owner)
         except LeaseLost:
-            log.warning("%s was deleted or taken over; stopped working on it", record.name)
+            context.ended = self._ended_elsewhere(record.name)
+            if context.ended is None:
+                log.warning("%s was deleted or taken over; stopped working on it", record.name)
         except Exception:
             # A bug or a fault of the machine, not a client's mistake: retried (jobs are
             # idempotent), and ended with an error after a few tries, never left running.
@@ -479,6 +481,21 @@ class OperationRunner:
             self._running.pop(owner, None)
             if context.ended is not None:
                 _log_end(context.ended, time.monotonic() - started)
+
+    def _ended_elsewhere(self, name: str) -> operations_pb2.Operation | None:
+        """The operation `name` as ended by another than its holder, if it was: a reset
+        of its catalog or project cancels it so (see ConsoleSql._cancel_running), done
+        and held by nobody, where a holder's ending keeps its lease. None otherwise
+        (deleted, taken over, or the store away)."""
+        try:
+            current = self._store.get_operation(name)
+        except StoreUnavailable:
+            return None
+        if current is None or not current.done or current.lease_owner is not None:
+            return None
+        log.info("%s was ended while it ran (its catalog was reset); stopped working on it",
+                 name)
+        return operations_pb2.Operation.FromString(current.operation)
 
     def _count_failures(self, name: str, failures: int) -> None:
         with self._failures_lock:

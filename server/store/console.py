@@ -138,7 +138,8 @@ class ResetCounts(NamedTuple):
     events: int = 0
     products: int = 0
     rejections: int = 0
-    operations: int = 0
+    operations: int = 0  # finished ones, deleted
+    cancelled: int = 0  # running ones, ended CANCELLED (see ConsoleSql._cancel_running)
 
 
 # The distinct values of a leading index column after a given one, in order, by a
@@ -171,6 +172,10 @@ _IDS_A_STATEMENT = 1000
 # What follows `projects/P/` in the name of what belongs to a catalog of P (its
 # operations: `locations/L/catalogs/C/operations/...`, `.../branches/B/...`).
 _CATALOG_PART = re.compile(r"locations/[^/]+/catalogs/[^/]+/")
+
+# The kinds of operation that export (export-user-events, export-products): they
+# write nothing in their catalog.
+_EXPORTS = "export-"
 
 # The projects that hold kept refusals (at most `keep` rows are read).
 _KEPT_PROJECTS = "SELECT DISTINCT project FROM rejections"
@@ -624,7 +629,8 @@ class ConsoleSql:
 
     def reset_catalog(self, catalog: str) -> ResetCounts:
         """Delete, in one transaction, the user events of `catalog`, the products of
-        its branches, its refusals and its finished operations.
+        its branches, its refusals and its finished operations, and cancel those
+        still running (see _cancel_running).
 
         Its row in `catalogs` stays (a catalog's id is given once): a write or a
         purge beside the reset, in this process or another, still finds it."""
@@ -640,8 +646,9 @@ class ConsoleSql:
             of, of_params = catalog_term(catalog, "?", catalog_id)
             events = self._forget_user_events(db, of, of_params)
             products, operations = self._forget_catalog_parts(db, catalog + "/")
+            cancelled = self._cancel_running(db, catalog, catalog + "/", came)
             return ResetCounts(events, products, self._forget_rejections(db, catalog),
-                               operations)
+                               operations, cancelled)
 
         return self._write(reset)
 
@@ -688,12 +695,14 @@ class ConsoleSql:
             # (every branch, product and operation named under a catalog of the
             # project, also of one whose events never came: products alone)
             products, operations = self._forget_catalog_parts(db, under, of_catalogs=True)
+            cancelled = self._cancel_running(db, f"projects/{project}", under, came,
+                                             of_catalogs=True)
             events += db.execute(spell(f"DELETE FROM client_events WHERE "
                                        f"{_UNDER.format('tenant')}"),
                                  _under(under + "tenants/")).rowcount
             rejections = db.execute(spell("DELETE FROM rejections WHERE project = ?"),
                                     (project,)).rowcount
-            return ResetCounts(events, products, int(rejections), operations)
+            return ResetCounts(events, products, int(rejections), operations, cancelled)
 
         return self._write(reset)
 
@@ -739,6 +748,47 @@ class ConsoleSql:
             term, params = self._dialect.among("name", list(part))
             db.execute(f"DELETE FROM operations WHERE {term}", params)
         return int(products), len(names)
+
+    def _cancel_running(self, db: Any, reset: str, under: str, came: int,
+                        of_catalogs: bool = False) -> int:
+        """Cancel the operations not done named under `under` (as _forget_catalog_parts
+        reads it), in the transaction of the reset of `reset` (come at `came`); how many.
+
+        Left running, an import went on storing events in the catalog just reset (a
+        purge deleting, a rejoin rewriting them), under the eyes of the test after it.
+        A cancel alone (CancelOperation's mark) does not stop that: a job sees it at its
+        next step, and that step's writes are kept. So each is ended here, CANCELLED
+        with the reset as its reason, and let go: its holder's next step finds it held
+        by nobody (LeaseLost) and writes nothing, and no process claims it again; a
+        purge's rollup gap is closed, as at any ending. Every write of the store takes
+        the writers' turn, so a step is wholly before the reset (and what it wrote is
+        deleted by it) or finds the operation ended.
+
+        An export writes nothing in the catalog, and its job names or removes the file
+        it writes as it ends: it is asked to cancel, as CancelOperation does, and ends
+        CANCELLED at its next step keeping the lines it wrote."""
+        # (imported when a reset runs: a CLI reads queries of this module, and needs
+        # neither the operations' protos nor the rollups')
+        from server.operations.records import cancelled_by_reset
+        from server.store.rollups import Gap
+
+        spell = self._dialect.spell
+        running = [(name, kind, payload) for name, kind, payload in db.execute(spell(
+            f"SELECT name, kind, operation FROM operations WHERE {_UNDER.format('name')} "
+            "AND done = 0"), _under(under)).fetchall()
+            if not of_catalogs or _CATALOG_PART.match(name, len(under))]
+        for name, kind, payload in running:
+            if kind.startswith(_EXPORTS):
+                db.execute(self._sql.request_cancel, (name,))
+                continue
+            Gap.close(db, self._dialect, name)
+            # (lease_expires_us: when it ended, as a step's ending leaves it, for
+            # --operations-keep-days; the request let go, as at any ending)
+            db.execute(spell("UPDATE operations SET done = 1, cancel_requested = 1, "
+                             "operation = ?, request = ?, lease_owner = NULL, "
+                             "lease_expires_us = ? WHERE name = ?"),
+                       (cancelled_by_reset(bytes(payload), reset), b"", came, name))
+        return len(running)
 
     def _forget_rejections(self, db: Any, parent: str) -> int:
         """Delete the refusals whose parent is `parent` or under it; how many."""

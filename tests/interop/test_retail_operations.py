@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2
 from google.longrunning import operations_pb2
@@ -842,6 +843,32 @@ def test_cancel_ends_a_large_import_with_cancelled_and_keeps_committed_events(
     final = retail.get_operation({"name": big_import.operation.name}, timeout=RPC_DEADLINE)
     assert final.done and final.error.code == code_pb2.CANCELLED
     assert not final.HasField("response")
+
+
+def test_a_reset_cancels_a_running_import_and_leaves_none_of_its_events(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        big_import: Any) -> None:
+    """A test suite resets its catalog before each test: an import the test before
+    left running went on storing events after the reset, under the next test's eyes.
+    The reset cancels it (the reset named as why), and no event of it is left."""
+    answer = requests.post(f"http://{server.http_address}/console/v1/{catalog}:reset",
+                           json={}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200, answer.text
+    assert int(answer.json()["deletedEventsCount"]) > 0  # (its first batches)
+    assert answer.json()["cancelledOperationsCount"] == "1"
+
+    with pytest.raises(exceptions.Cancelled) as cancelled:
+        finish(big_import)
+    assert f"cancelled by the reset of {catalog}," in cancelled.value.message
+    assert 0 < big_import.metadata.success_count < BIG_EVENTS  # as its last step left it
+    # The one worker has gone on past it (its next batch found it ended) to this one:
+    later = retail.import_user_events(request=inline_import(f"{catalog}-next", timed_events(1)),
+                                      timeout=RPC_DEADLINE)
+    assert finish(later).error_samples == []
+    assert count_events(server.store, catalog, server.workdir) == 0
+    name = big_import.operation.name
+    assert f"{name} was ended while it ran (its catalog was reset)" in server.log_text()
+    assert f"{name} was deleted or taken over" not in server.log_text()
 
 
 def test_async_cancel_ends_with_a_cancelled_error(

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from footfall.talent.v4 import event_pb2
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2
 
 from server import page_tokens
 from server.console import client_filter, origin, queries
@@ -18,7 +20,7 @@ from server.errors import InvalidArgument
 from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
 from server.store.migrations import MIGRATIONS
-from server.store.rows import OperationRecord, Progress, Step, TimeBound
+from server.store.rows import LeaseLost, OperationRecord, Progress, Step, TimeBound
 
 from . import test_store
 from .joins import MadeBy
@@ -488,12 +490,61 @@ def test_reset_catalog_forgets_only_that_catalog(store: Any) -> None:
     store.add_rejections([RejectionRow("p", CATALOG, 1, b"r"),
                           RejectionRow("p", CATALOG + "x", 1, b"r")], 100, 0).result()
     counts = store.reset_catalog(CATALOG)
-    assert counts == (2, 1, 1, 1)  # the running operation stays
+    assert counts == (2, 1, 1, 1, 1)  # the running operation stays, cancelled
     assert store.count_user_events(EventQuery(CATALOG)) == 0
     assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
-    assert store.get_operation(f"{CATALOG}/operations/op-2") is not None
+    cancelled = store.get_operation(f"{CATALOG}/operations/op-2")
+    assert cancelled is not None and cancelled.done
     assert len(store.rejections_after(None, 0, 10)) == 1
     assert [c.name for c in store.data_sets(False)[0]] == [CATALOG + "x"]
+
+
+def test_a_reset_cancels_its_catalogs_running_operations_and_their_next_step_writes_nothing(
+        store: Any) -> None:
+    """An import left running by a test stored its events in the catalog after the
+    reset, under the next test's eyes: the reset ends it CANCELLED, naming itself, in
+    its transaction, and its holder's next step writes nothing. An export (it writes
+    nothing in the catalog) is asked to cancel, as CancelOperation does."""
+    importing, queued, export, beside = (
+        f"{CATALOG}/operations/import-user-events-1", f"{CATALOG}/operations/purge-2",
+        f"{CATALOG}/operations/export-user-events-3", f"{CATALOG}x/operations/import-4")
+    for name in (importing, queued, export, beside):
+        store.create_operation(OperationRecord(
+            name, name.rpartition("/")[2].rpartition("-")[0], False, 1, b"request",
+            operations_pb2.Operation(name=name).SerializeToString()))
+    claimed = store.claim_operation("me", 0, 10**12, lambda _: False,
+                                    kinds=("import-user-events",))
+    assert claimed is not None and claimed.name == importing
+
+    def progress(_: Any) -> Progress:
+        return Progress(b"1", operations_pb2.Operation(name=importing).SerializeToString(),
+                        False)
+
+    store.run_step(importing, "me", Step(insert_events=[row("before")]), 10**12, progress)
+    counts = store.reset_catalog(CATALOG)
+    assert (counts.events, counts.operations, counts.cancelled) == (1, 0, 3)
+    with pytest.raises(LeaseLost):  # (its holder's next batch, the reset done)
+        store.run_step(importing, "me", Step(insert_events=[row("after")]), 10**12, progress)
+    assert store.count_user_events(EventQuery(CATALOG)) == 0
+    for name in (importing, queued):
+        ended = store.get_operation(name)
+        assert (ended.done, ended.cancel_requested, ended.lease_owner, ended.request) == \
+            (True, True, None, b"")
+        answer = operations_pb2.Operation.FromString(ended.operation)
+        assert answer.name == name and answer.done
+        assert answer.error.code == code_pb2.CANCELLED
+        assert answer.error.message.startswith(f"cancelled by the reset of {CATALOG},")
+    left = store.get_operation(export)
+    assert (left.done, left.cancel_requested) == (False, True)
+    assert not store.get_operation(beside).cancel_requested
+    # nobody claims an ended one (nor takes it over: its lease is gone)
+    assert store.claim_operation("you", 10**13, 10**12, lambda _: True,
+                                 kinds=("import-user-events", "purge")) is None
+    # a project's reset cancels those of its catalogs (and ended ones are left as they are)
+    assert store.reset_project("p").cancelled == 2
+    assert store.get_operation(beside).done
+    assert operations_pb2.Operation.FromString(store.get_operation(beside).operation) \
+        .error.message.startswith("cancelled by the reset of projects/p,")
 
 
 def test_a_reset_catalog_takes_new_events(store: Any) -> None:
@@ -604,7 +655,7 @@ def test_joined_and_unacknowledged_writes_keep_how_they_came(store: Any) -> None
 def test_reset_tenant(store: Any) -> None:
     store.create_client_event(client_event("e1"))
     store.create_client_event(client_event("e1", tenant=TENANT + "x"))
-    assert store.reset_tenant(TENANT) == (1, 0, 0, 0)
+    assert store.reset_tenant(TENANT) == (1, 0, 0, 0, 0)
     assert store.client_events_newest(TENANT, 10) == []
     assert len(store.client_events_newest(TENANT + "x", 10)) == 1
     # the same event may be stored again once its tenant is reset
@@ -808,7 +859,7 @@ def test_reset_project_resets_its_every_catalog_and_tenant(store: Any) -> None:
     n = fill_project(store)
     # 3 user events and 2 client events; 2 products; 4 refusals; 2 finished operations
     # (that of a location alone is no catalog's: no catalog's reset deletes it)
-    assert store.reset_project("p") == (5, 2, 4, 2)
+    assert store.reset_project("p") == (5, 2, 4, 2, 1)  # (the running operation: cancelled)
     assert left_of(store, "p") == {
         "events": [0, 0, 1], "products": [False, False, True], "client events": [0, 0, 1],
         "operations": ["projects/P/locations/global/catalogs/default_catalog/operations/running",
@@ -819,8 +870,8 @@ def test_reset_project_resets_its_every_catalog_and_tenant(store: Any) -> None:
     # its catalogs take events again, as a reset catalog does; nothing is left to reset
     store.write_user_events([row("e", catalog=n["catalog"])])
     assert store.count_user_events(EventQuery(n["catalog"])) == 1
-    assert store.reset_project("p") == (1, 0, 0, 0)
-    assert store.reset_project("nothing") == (0, 0, 0, 0)
+    assert store.reset_project("p") == (1, 0, 0, 1, 0)  # (the one cancelled, now done)
+    assert store.reset_project("nothing") == (0, 0, 0, 0, 0)
 
 
 def test_reset_project_deletes_what_resets_of_each_would(store: Any) -> None:
@@ -831,7 +882,8 @@ def test_reset_project_deletes_what_resets_of_each_would(store: Any) -> None:
     counts += [store.reset_tenant(n[t]) for t in ("tenant", "default_tenant")]
     summed = [sum(c) for c in zip(*counts, strict=True)]
     fill_project(store, "b")
-    assert store.reset_project("b") == (summed[0], summed[1], summed[2] + 2, summed[3])
+    assert store.reset_project("b") == (summed[0], summed[1], summed[2] + 2, summed[3],
+                                        summed[4])
     each, whole = left_of(store, "a"), left_of(store, "b")
     assert each.pop("refusals") == [2, 1] and whole.pop("refusals") == [0, 1]
     assert whole == each
@@ -853,20 +905,25 @@ def test_a_reset_leaves_what_sorts_next_to_it(store: Any, neighbour: str) -> Non
         store.claim_operation("me", 0, 10**12, lambda _: False, kinds=("done",))
         store.run_step(f"{catalog}/operations/o", "me", Step(), 0,
                        lambda _: Progress(b"", b"", True))
+        store.create_operation(OperationRecord(f"{catalog}/operations/r", "k", False, 1,
+                                               b"", b""))
     for tenant in ("projects/p/tenants/t", f"projects/{neighbour}/tenants/t"):
         store.create_client_event(client_event("e", tenant=tenant))
 
     def left() -> list[Any]:
         return [(store.count_user_events(EventQuery(c)),
                  store.get_products(f"{c}/branches/0", ["sku"]) != {},
-                 store.get_operation(f"{c}/operations/o") is not None)
+                 store.get_operation(f"{c}/operations/o") is not None,
+                 store.get_operation(f"{c}/operations/r").done)
                 for c in theirs] + [len(store.client_events_newest(
                     f"projects/{neighbour}/tenants/t", 10))]
 
-    assert store.reset_catalog(mine) == (1, 1, 0, 1)
-    assert left() == [(1, True, True), (1, True, True), 1]
-    assert store.reset_project("p") == (2, 1, 0, 1)  # (the neighbour catalog's, and "t")
-    assert left() == [(1, True, True), (0, False, False), 1]
+    assert store.reset_catalog(mine) == (1, 1, 0, 1, 1)
+    assert left() == [(1, True, True, False), (1, True, True, False), 1]
+    # (the neighbour catalog's, and "t"; of operations, its finished one and mine, ended
+    # by my reset)
+    assert store.reset_project("p") == (2, 1, 0, 2, 1)
+    assert left() == [(1, True, True, False), (0, False, False, True), 1]
 
 
 def test_a_failed_reset_project_deletes_nothing(store: Any,

@@ -248,16 +248,18 @@ class ResetProjectRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ResetResponse(_message.Message):
-    __slots__ = ("deleted_events_count", "deleted_products_count", "deleted_rejections_count", "deleted_operations_count")
+    __slots__ = ("deleted_events_count", "deleted_products_count", "deleted_rejections_count", "deleted_operations_count", "cancelled_operations_count")
     DELETED_EVENTS_COUNT_FIELD_NUMBER: _ClassVar[int]
     DELETED_PRODUCTS_COUNT_FIELD_NUMBER: _ClassVar[int]
     DELETED_REJECTIONS_COUNT_FIELD_NUMBER: _ClassVar[int]
     DELETED_OPERATIONS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_OPERATIONS_COUNT_FIELD_NUMBER: _ClassVar[int]
     deleted_events_count: int
     deleted_products_count: int
     deleted_rejections_count: int
     deleted_operations_count: int
-    def __init__(self, deleted_events_count: _Optional[int] = ..., deleted_products_count: _Optional[int] = ..., deleted_rejections_count: _Optional[int] = ..., deleted_operations_count: _Optional[int] = ...) -> None: ...
+    cancelled_operations_count: int
+    def __init__(self, deleted_events_count: _Optional[int] = ..., deleted_products_count: _Optional[int] = ..., deleted_rejections_count: _Optional[int] = ..., deleted_operations_count: _Optional[int] = ..., cancelled_operations_count: _Optional[int] = ...) -> None: ...
 
 class WatchUserEventsRequest(_message.Message):
     __slots__ = ("parent", "filter", "after_id")

@@ -159,7 +159,11 @@ class ConsoleServiceServicer:
 
     def ResetCatalog(self, request, context):
         """Deletes every user event, product and refusal of a catalog, and its finished
-        operations: the catalog starts clean (for test suites).
+        operations: the catalog starts clean (for test suites). Its operations still
+        running end CANCELLED in the same transaction, the reset named as the reason
+        (they stay, done): none of them writes to the catalog after the reset. An export
+        is asked to cancel instead, as CancelOperation does (it writes nothing in the
+        catalog), and ends CANCELLED at its next step.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
