@@ -241,7 +241,8 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
         max_pending=settings.max_pending_operations, given_up=policy.metrics.job_given_up,
         settle={kind: job.settle for kind, job in writers.items()},
         discard={kind: job.discard for kind, job in writers.items()
-                 if isinstance(job, export.ExportJob)})
+                 if isinstance(job, export.ExportJob)},
+        kept_after_stop=settings.store != "memory://")
     loop = LoopThread(settings.workers)
     try:
         running = loop.run(_serve(settings, clock, policy, tls, store, runner, gcs_root, loop,

@@ -183,8 +183,12 @@ class OperationRunner:
                  poll_seconds: float = 1.0, max_pending: int = 0,
                  given_up: Callable[[str], None] | None = None,
                  settle: Mapping[str, Job] | None = None,
-                 discard: Mapping[str, Job] | None = None) -> None:
+                 discard: Mapping[str, Job] | None = None,
+                 kept_after_stop: bool = True) -> None:
         self._store = store
+        # Whether the store outlives this process (not memory://): what a stop that
+        # leaves a job unfinished says becomes of it (see _left_at_stop).
+        self._kept_after_stop = kept_after_stop
         # For a kind, what drops what a try wrote outside the store past its last step
         # (the lines of a file past the size its checkpoint holds): run before the
         # runner ends an operation its job did not end (_end_with), as the job itself
@@ -287,9 +291,10 @@ class OperationRunner:
         for i, thread in enumerate(self._threads):
             thread.join(None if end is None else max(0.0, end - time.monotonic()))
             if thread.is_alive():
-                log.warning("%s still busy after %ss; leaving it (its operation is let go: "
-                            "it resumes at the next start, or on another replica)",
-                            thread.name, timeout)
+                log.warning("%s still busy after %ss; leaving it (%s)", thread.name, timeout,
+                            "its operation is let go: it resumes at the next start, or on "
+                            "another replica" if self._kept_after_stop else
+                            "its operation ends unfinished with the memory:// store")
                 owner = f"{self.owner}/{i}"
                 name = self._running.get(owner)
                 if name is not None:
@@ -456,7 +461,7 @@ class OperationRunner:
             log.info("%s ends with %s: %s", record.name, exc.code.name, exc.message)
             self._end_with(context, to_rpc_status(exc))
         except StopRequested:
-            log.info("shutting down: %s will resume at the next start", record.name)
+            log.info("shutting down: %s", self._left_at_stop(record.name))
             with contextlib.suppress(StoreUnavailable):  # else the lease lapses by itself
                 self._store.release_operation(record.name, owner)
         except LeaseLost:
@@ -481,6 +486,15 @@ class OperationRunner:
             self._running.pop(owner, None)
             if context.ended is not None:
                 _log_end(context.ended, time.monotonic() - started)
+
+    def _left_at_stop(self, name: str) -> str:
+        """What becomes of the operation `name`, unfinished at a stop: resumed at the
+        next start (or by another replica), or, on a memory:// store, nothing: it
+        goes with the store, and "will resume" told of a start that never finds it."""
+        if self._kept_after_stop:
+            return f"{name} will resume at the next start"
+        return (f"{name} stops unfinished and is lost with the memory:// store (nothing "
+                f"of it is resumed: the next start begins empty)")
 
     def _ended_elsewhere(self, name: str) -> operations_pb2.Operation | None:
         """The operation `name` as ended by another than its holder, if it was: a reset

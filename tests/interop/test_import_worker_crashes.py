@@ -3,7 +3,7 @@ events' encoder) under crashes, through the official client: a line worker kille
 (kill -9) or stopped (SIGSTOP) mid-import is replaced and the import ends with every
 line stored and counted once; a server killed with kill -9 leaves none of its workers
 running; a SIGTERM while a worker is stopped ends the server promptly, and the import
-resumes at the next start."""
+resumes at the next start (on memory://, the log says it is lost instead)."""
 
 from __future__ import annotations
 
@@ -184,3 +184,17 @@ def test_sigterm_with_a_busy_or_stopped_line_worker_stops_promptly_and_the_impor
         done, success, failure, error = ended_import(client, name, HUNG_IMPORT)
     assert (done, success, failure, error) == (True, EVENTS, 0, "")
     assert count_events(again.store, CATALOG, again.workdir) == EVENTS
+
+
+@pytest.mark.timeout(180)
+def test_a_stop_says_a_running_operation_of_a_memory_store_is_lost(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """The next start of a memory:// server begins empty: "will resume at the next
+    start" was false there."""
+    server = server_factory("--import-processes", "1", store="memory://")
+    with retail_client(server.address) as client:
+        name = started_import(server, client, 1)
+    assert server.stop() == 0, server.log_text()
+    assert (f"shutting down: {name} stops unfinished and is lost with the memory:// store"
+            in server.log_text())
+    assert "will resume" not in server.log_text()
