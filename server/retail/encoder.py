@@ -19,19 +19,17 @@ another. A wait for it ends as soon as its caller goes.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from server import cores
 from server.errors import Cancelled
 from server.loop import abandoned
-from server.retail.line_pool import worker_setup
+from server.retail.line_pool import new_executor, signals_kept
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +69,14 @@ class _Worker:
     """One worker process and the encodings it owes, each with the time it is due by."""
 
     def __init__(self) -> None:
-        self.executor = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker_setup, initargs=(os.getpid(), cores.allowed()))
+        self.executor = new_executor(1, os.getpid())  # (its signal mask kept)
         self._owed: dict[Future[bytes], float] = {}  # (under _lock)
 
     def submit(self, kind: Any, unsorted: bytes) -> Future[bytes]:
         """`unsorted` to encode; raises BrokenProcessPool (it died) or RuntimeError
         (shut down meanwhile)."""
-        future = self.executor.submit(_sorted, kind, unsorted)
+        with signals_kept():  # (see line_pool.signals_kept)
+            future = self.executor.submit(_sorted, kind, unsorted)
         with _lock:
             self._owed[future] = time.monotonic() + allowance(len(unsorted))
         future.add_done_callback(self._paid)  # (at once, if done already)

@@ -28,6 +28,7 @@ and the maps cost what they did.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import multiprocessing
@@ -41,6 +42,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.process import BaseProcess
 from typing import Generic, TypeVar, cast
 
@@ -97,13 +99,41 @@ class _Hung(Exception):
     """A chunk is owed past its allowance."""
 
 
+@contextlib.contextmanager
+def signals_kept() -> Iterator[None]:
+    """Run the block, then put back the calling thread's signal mask as it was.
+
+    The first executor of a process starts multiprocessing's resource tracker, which
+    unblocks SIGINT and SIGTERM in the thread that starts it (resource_tracker:
+    "SIG_UNBLOCK" after spawning it), and every thread started from that one after it
+    (the executor's own) inherits that. The server takes its signals with sigwait on
+    one thread, every other one blocking them: a SIGTERM the kernel handed to one of
+    these ended the server at once, undrained (1 in 10 SIGTERMs sent as an import's
+    workers started, exit -15 and no "stopped" line)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def new_executor(processes: int, parent: int) -> ProcessPoolExecutor:
+    """`processes` spawned workers (worker_setup, for the server process `parent`),
+    the resource tracker started first with the signal mask kept (signals_kept), so
+    that neither the calling thread nor the executor's threads, started from it at
+    the first submit, take a signal the server waits for."""
+    with signals_kept():
+        resource_tracker.ensure_running()
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=worker_setup,
+                               initargs=(parent, server_cores.allowed()))
+
+
 class _Workers:
     """One set of worker processes (an executor), until given up on."""
 
     def __init__(self, processes: int) -> None:
-        self.executor = ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker_setup, initargs=(os.getpid(), server_cores.allowed()))
+        self.executor = new_executor(processes, os.getpid())
 
     def processes(self) -> list[BaseProcess]:
         # (the executor's own, started as work comes: read, never changed)
@@ -120,16 +150,19 @@ class _Workers:
         _stop([self])
 
 
-def _stop(sets: list[_Workers]) -> None:
+def _stop(sets: list[_Workers], wait: bool = True) -> None:
     """End the workers of `sets` once done with the chunk each is on (within
-    CLOSE_SECONDS, all together); else (stopped, or still starting on a busy machine)
-    killed: the executor's own wait lasted for ever on a stopped worker, and held the
-    server's SIGTERM."""
+    CLOSE_SECONDS, all together), or at once unless `wait`; else (stopped, or still
+    starting on a busy machine) killed: the executor's own wait lasted for ever on a
+    stopped worker, and held the server's SIGTERM. (Shut down before they are
+    killed: killed first, an executor of Python 3.11 failed the futures a map had
+    cancelled, its thread ended with InvalidStateError, and the process hung at its
+    exit.)"""
     # (read first: the executors' shutdown forgets them)
     processes = [process for workers in sets for process in workers.processes()]
     for workers in sets:
         workers.executor.shutdown(wait=False, cancel_futures=True)
-    if not _ended(processes):
+    if not wait or not _ended(processes):
         _kill(processes)
 
 
@@ -186,6 +219,9 @@ class LinePool:
         # Sets of workers given up on, by why (for /metrics): "died" (one ended: killed
         # by someone, out of memory), "hung" (owed a chunk past its allowance).
         self.replaced = {"died": 0, "hung": 0}
+        # The maps in progress (under _lock): with none, what the workers still decode
+        # is nobody's (see close).
+        self._maps = 0
 
     def ordered_map(self, fn: Callable[[A, X], R], fixed: A, inputs: Iterator[tuple[K, X]],
                     size: Callable[[X], int] = lambda x: 0,
@@ -203,6 +239,8 @@ class LinePool:
                 yield key, fn(fixed, x)
             return
         window: deque[_Sent[K, X, R]] = deque()
+        with self._lock:
+            self._maps += 1
         try:
             for key, x in inputs:
                 window.append(_Sent(key, x))
@@ -216,6 +254,8 @@ class LinePool:
                 if sent.future is not None:
                     sent.future.cancel()
                 self._cleared(sent)
+            with self._lock:
+                self._maps -= 1
 
     def _oldest(self, window: deque[_Sent[K, X, R]], fn: Callable[[A, X], R], fixed: A,
                 size: Callable[[X], int], check_stop: Callable[[], None]) -> tuple[K, R]:
@@ -318,7 +358,8 @@ class LinePool:
             if workers is None:
                 raise BrokenProcessPool("the import workers were stopped (the server stops)")
             try:
-                sent.future = workers.executor.submit(fn, fixed, sent.x)
+                with signals_kept():  # (a tracker killed since is started again)
+                    sent.future = workers.executor.submit(fn, fixed, sent.x)
                 sent.workers = workers
                 return
             except (BrokenProcessPool, RuntimeError):  # (died; or given up on elsewhere)
@@ -366,13 +407,21 @@ class LinePool:
         workers.kill()
 
     def close(self) -> None:
-        """Stop the workers (after the chunk each is on; killed after CLOSE_SECONDS);
-        later maps run in the calling thread."""
+        """Stop the workers: at once when no map is in progress (a server's stop: its
+        jobs have ended theirs), else after the chunk each is on (killed after
+        CLOSE_SECONDS); later maps run in the calling thread.
+
+        With no map in progress, no answer the workers owe is waited for by anyone
+        (a map's end drops what it sent), so they are killed rather than waited for:
+        a worker still starting took, once up, the chunk queued for it, and the stop
+        waited CLOSE_SECONDS for an answer nobody would read (a SIGTERM as an
+        import's workers started took 2.4 s where it takes 0.3)."""
         with self._lock:
             self._closed = True
             workers, self._workers = self._workers, None
             probation, self._probation_workers = self._probation_workers, None
-        _stop([each for each in (workers, probation) if each is not None])
+            owed = self._maps > 0
+        _stop([each for each in (workers, probation) if each is not None], wait=owed)
 
 
 def _awaited(future: Future[R], size: int, check_stop: Callable[[], None]) -> R:

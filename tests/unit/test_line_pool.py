@@ -180,6 +180,32 @@ def test_a_wait_for_a_stopped_worker_ends_at_a_stop() -> None:
             os.kill(worker, signal.SIGKILL)
 
 
+def sleeps(seconds: float, x: int) -> int:
+    time.sleep(seconds)
+    return x
+
+
+def test_a_close_with_no_map_in_progress_ends_the_workers_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a server's stop its jobs have ended their maps: what the workers still decode
+    (a worker still starting takes, once up, the chunk queued for it) is nobody's, and
+    close waited CLOSE_SECONDS for it (a SIGTERM as an import's workers started took
+    2.4 s) before it killed them."""
+    monkeypatch.setattr(line_pool, "CLOSE_SECONDS", 60.0)
+    pool = LinePool(1)
+
+    def stop() -> None:  # (the server stops as the map waits for its first answer)
+        raise Stop
+
+    with pytest.raises(Stop):
+        next(pool.ordered_map(sleeps, 600.0, iter([(0, 0)]), check_stop=stop))
+    [worker] = multiprocessing.active_children()
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < 10.0, "close waited for a chunk nobody awaits"
+    assert not worker.is_alive()
+
+
 def dies_at(fixed: int, x: int) -> int:
     if x == fixed:
         os._exit(3)
