@@ -70,7 +70,8 @@ LOOK_SECONDS = 0.2
 # A chunk on probation that loses its worker this many times ends its map (a line that
 # kills the process decoding it would else kill them for ever).
 MAX_LOSSES = 3
-# How long `close` lets the workers finish the chunk each is on before they are killed.
+# How long `close`, while a map is in progress, lets the workers finish the chunk each
+# is on before they are killed.
 CLOSE_SECONDS = 2.0
 
 
