@@ -295,8 +295,11 @@ class Metrics:
             except FootfallError as exc:  # the runner ends the operation with it
                 state = "paused" if exc.code is grpc.StatusCode.UNAVAILABLE else "failed"
                 raise
-            except (StopRequested, LeaseLost):
+            except StopRequested:
                 state = "paused"
+                raise
+            except LeaseLost:  # (taken over, deleted, or ended by a reset of its catalog)
+                state = _final_state(context, ended_elsewhere=True)
                 raise
             finally:
                 running.dec()
@@ -450,13 +453,15 @@ class CallCounts(Collector):
         yield latency
 
 
-def _final_state(context: Any) -> str:
-    """How the operation a job just ran ended, read back from the store."""
+def _final_state(context: Any, ended_elsewhere: bool = False) -> str:
+    """How the operation a job just ran ended, read back from the store; or, if the
+    job lost it (`ended_elsewhere`), how another ended it: a reset of its catalog ends
+    it done and held by nobody (server.store.console); else it goes on elsewhere."""
     try:
         record = context.store.get_operation(context.record.name)
     except Exception:  # metrics must never fail a job
-        return "succeeded"
-    if record is None or not record.done:
+        return "paused" if ended_elsewhere else "succeeded"
+    if record is None or not record.done or (ended_elsewhere and record.lease_owner is not None):
         return "paused"
     operation = operations_pb2.Operation.FromString(record.operation)
     if not operation.HasField("error"):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -850,7 +852,10 @@ def test_a_reset_cancels_a_running_import_and_leaves_none_of_its_events(
         big_import: Any) -> None:
     """A test suite resets its catalog before each test: an import the test before
     left running went on storing events after the reset, under the next test's eyes.
-    The reset cancels it (the reset named as why), and no event of it is left."""
+    The reset cancels it (the reset named as why), and no event of it is left, and
+    /metrics counts its run cancelled, not paused (as a run let go at a stop is)."""
+    runs = functools.partial(import_runs, server)
+    before = runs()
     answer = requests.post(f"http://{server.http_address}/console/v1/{catalog}:reset",
                            json={}, timeout=RPC_DEADLINE)
     assert answer.status_code == 200, answer.text
@@ -869,6 +874,18 @@ def test_a_reset_cancels_a_running_import_and_leaves_none_of_its_events(
     name = big_import.operation.name
     assert f"{name} was ended while it ran (its catalog was reset)" in server.log_text()
     assert f"{name} was deleted or taken over" not in server.log_text()
+    after = runs()
+    assert (after["cancelled"] - before["cancelled"], after["paused"] - before["paused"]) == \
+        (1, 0)
+
+
+def import_runs(server: ServerProcess) -> dict[str, float]:
+    """The runs of imports of user events /metrics counts, by how they ended."""
+    page = requests.get(f"http://{server.http_address}/metrics", timeout=RPC_DEADLINE).text
+    found = {state: float(value) for state, value in re.findall(
+        r'^footfall_operations_total\{kind="import-user-events",state="(\w+)"\} (\S+)$',
+        page, re.MULTILINE)}
+    return {state: found.get(state, 0.0) for state in ("cancelled", "paused")}
 
 
 def test_async_cancel_ends_with_a_cancelled_error(
