@@ -819,7 +819,12 @@ async def _entered(shares: CallShares, context: grpc.aio.ServicerContext) -> Non
         return
     if isinstance(entered, str):
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, entered)
-    await asyncio.sleep(entered.seconds)
+    try:
+        await asyncio.sleep(entered.seconds)
+    except asyncio.CancelledError:  # (its client cancelled it, or its deadline passed)
+        if entered.refusal is None:
+            shares.gone(entered)
+        raise
     if entered.refusal is not None:
         await context.abort_with_status(rpc_status.to_status(status_of(entered.refusal)))
 

@@ -120,6 +120,11 @@ class CallShares:
         if held:
             self._keyless[address] = held
 
+    def gone(self, paced: Paced) -> None:
+        """A call that waited for its time (`paced`, as `enter` gave it) ended before
+        it came: its key has that time back."""
+        self._paces.give_back(paced)
+
     def _refuse(self, caller: object, grant: Grant | None, held: int,
                 keyless: bool = False) -> str:
         """Count and log (within the caller's budget of lines) a call refused past its

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.errors import ResourceExhausted
 from server.policy import PUBLIC_KEY_LINES, LineBudget
@@ -41,10 +41,13 @@ PACES_KEPT = 4096
 
 @dataclass(frozen=True)
 class Paced:
-    """A call's wait for its time (seconds); then `refusal`, if any, ends it."""
+    """A call's wait for its time (seconds); then `refusal`, if any, ends it. (`kept`
+    and `every`: whose time it took, and how much, for KeyPaces.give_back.)"""
 
     seconds: float
     refusal: ResourceExhausted | None = None
+    kept: bytes | None = field(default=None, compare=False, repr=False)
+    every: float = field(default=0.0, compare=False, repr=False)
 
 
 class KeyPaces:
@@ -71,17 +74,27 @@ class KeyPaces:
         calls before it take the key's due time more than the burst ahead.)"""
         now = self._clock()
         every = 1.0 / pace
-        due = max(self._due.get(grant.identity, now), now)
+        kept = grant.identity
+        due = max(self._due.get(kept, now), now)
         wait = due - (max(pace, 1.0) - 1.0) * every - now
         if wait > PACE_WAIT + SLACK:
             return Paced(PACE_WAIT, self._refuse(grant, pace, wait))
         if len(self._due) >= PACES_KEPT:
             self._due = {key: when for key, when in self._due.items() if when > now}
-        self._due[grant.identity] = due + every
+        self._due[kept] = due + every
         if wait < SLACK:
             return None
         self._paced.inc()
-        return Paced(wait)
+        return Paced(wait, kept=kept, every=every)
+
+    def give_back(self, paced: Paced) -> None:
+        """Give the key of a call that waited for its time (`paced`, not refused) and
+        ended before it came, its client gone, the time it took: its next call may
+        have it. (Kept, a client's 250 calls at once with a 1 s deadline, its key
+        paced at 100 a second, had the 55 past their deadline, sent again at once,
+        served in 1.1 s, behind the time of those given up; given back, in 0.55 s.)"""
+        if paced.kept is not None and paced.kept in self._due:  # (its time is to come)
+            self._due[paced.kept] -= paced.every
 
     def _refuse(self, grant: Grant, pace: float, wait: float) -> ResourceExhausted:
         """Count and log (within the key's budget of lines) a call of a paced key that

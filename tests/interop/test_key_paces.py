@@ -31,6 +31,7 @@ CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 PACED_GRPC = "paced-grpc-key-0123456789abcdef"
 PACED_REST = "paced-rest-key-0123456789abcdef"
 PACED_PIXEL = "paced-pixel-key-0123456789abcdef"
+PACED_GONE = "paced-gone-key-0123456789abcdefg"
 FREE = "unpaced-writer-key-0123456789abc"
 READER = "paces-reader-key-0123456789abcde"
 # Each paced key: one call a second, so a burst of one; of calls made at once, the
@@ -48,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         PACED_GRPC: {**paced, "name": "paced-grpc"},
         PACED_REST: {**paced, "name": "paced-rest"},
         PACED_PIXEL: {**paced, "name": "paced-pixel"},
+        PACED_GONE: {**paced, "name": "paced-gone"},
         FREE: {"projects": ["p"], "role": "writer", "name": "free"},
         READER: {"projects": ["p"], "role": "reader", "name": "reader"}}}))
     keys.chmod(0o600)
@@ -146,3 +148,23 @@ def test_refusals_past_a_keys_pace_are_counted_and_logged(server: ServerProcess)
                "and its call would wait" in line for line in said)
     assert any("key paced-rest" in line for line in said)
     assert PACED_GRPC not in server.log_text()
+
+
+def test_a_grpc_call_given_up_while_it_waits_gives_its_key_the_time_back(
+        server: ServerProcess) -> None:
+    """(After the counts above: this key's calls wait too)"""
+    client = retail_client(server.address)
+
+    def write(visitor: str, timeout: float) -> retail_v2.UserEvent:
+        return client.write_user_event(request=retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_GONE),
+            timeout=timeout, retry=None)
+
+    started = time.monotonic()
+    write("gone-0", RPC_DEADLINE)  # on time: the key's next call is a second off
+    with pytest.raises(exceptions.DeadlineExceeded):
+        write("gone-1", 0.3)  # waits for that second, and its client gives up
+    # Its second given back, the next call's time is 1 s after the first's; kept by
+    # the call that never ran, it was 2 s after.
+    write("gone-2", RPC_DEADLINE)
+    assert time.monotonic() - started < 1.7

@@ -81,3 +81,25 @@ def test_a_pace_under_one_a_second_has_a_burst_of_one_and_keys_are_paced_apart()
     assert paces.of(None) is None  # (auth off)
     clock.now += 4.0
     assert paces.of(half) is None
+
+
+def test_a_call_given_up_while_it_waits_gives_its_key_the_time_back() -> None:
+    clock = Clock()
+    paces, ten = KeyPaces(Metrics(), clock), grant("ten-a-second-0123456789")
+    assert [paces.of(ten) for _ in range(10)] == [None] * 10
+    waiting = [paces.of(ten) for _ in range(3)]
+    assert waiting == [Paced(pytest.approx(s)) for s in (0.1, 0.2, 0.3)]
+    clock.now += 0.05
+    for gone in waiting[1:]:  # (their clients cancelled them)
+        assert gone is not None
+        paces.give_back(gone)
+    # The next call has the first given back's time, not the one after the last's
+    assert paces.of(ten) == Paced(pytest.approx(0.15))
+    # A refusal took no time: it has none to give back
+    while (refused := paces.of(ten)) is not None and refused.refusal is None:
+        pass
+    assert refused is not None
+    paces.give_back(refused)
+    later = paces.of(ten)
+    assert later is not None and later.refusal is not None
+
