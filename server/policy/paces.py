@@ -38,6 +38,12 @@ SLACK = 1e-6
 # (a key given another pace, or dropped, by a reload leaves its own behind).
 PACES_KEPT = 4096
 
+# What a key's time is kept by: its grant's identity and its pace. A reload that gives
+# the key another pace starts it afresh: kept by identity alone, a key paced at 0.5 a
+# second and raised to 100 by a SIGHUP had its calls wait, or refused, for the
+# seconds its old pace had taken ahead.
+_Kept = tuple[bytes, float]
+
 
 @dataclass(frozen=True)
 class Paced:
@@ -46,7 +52,7 @@ class Paced:
 
     seconds: float
     refusal: ResourceExhausted | None = None
-    kept: bytes | None = field(default=None, compare=False, repr=False)
+    kept: _Kept | None = field(default=None, compare=False, repr=False)
     every: float = field(default=0.0, compare=False, repr=False)
 
 
@@ -59,8 +65,8 @@ class KeyPaces:
         self._refused = metrics.calls_refused_over_pace
         self._lines = LineBudget(PUBLIC_KEY_LINES, "calls refused past their key's pace",
                                  " of one key")
-        # By key (its grant's identity): the clock's time when its next call is on time
-        self._due: dict[bytes, float] = {}
+        # By key (_Kept): the clock's time when its next call is on time
+        self._due: dict[_Kept, float] = {}
 
     def of(self, grant: Grant | None) -> Paced | None:
         """When a call of `grant`'s key may start (None: now, or unpaced)."""
@@ -74,7 +80,7 @@ class KeyPaces:
         calls before it take the key's due time more than the burst ahead.)"""
         now = self._clock()
         every = 1.0 / pace
-        kept = grant.identity
+        kept = (grant.identity, pace)
         due = max(self._due.get(kept, now), now)
         wait = due - (max(pace, 1.0) - 1.0) * every - now
         if wait > PACE_WAIT + SLACK:

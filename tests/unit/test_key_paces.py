@@ -103,3 +103,16 @@ def test_a_call_given_up_while_it_waits_gives_its_key_the_time_back() -> None:
     later = paces.of(ten)
     assert later is not None and later.refusal is not None
 
+
+def test_a_key_given_another_pace_by_a_reload_starts_afresh() -> None:
+    clock = Clock()
+    paces, half = KeyPaces(Metrics(), clock), grant("one-in-two-s-0123456789")
+    assert paces.of(half) is None
+    assert paces.of(half) == Paced(2.0)
+    # A SIGHUP raised its pace: its calls are not held back by the time its old pace
+    # took ahead (its next call 4 s off, refused, where 100 a second makes 100 at once)
+    raised = KeyRing.parse(json.dumps({"keys": {"one-in-two-s-0123456789": {
+        **KEYS["keys"]["one-in-two-s-0123456789"], "calls_per_second": 100}}})
+    ).lookup("one-in-two-s-0123456789")
+    assert raised is not None and raised.identity == half.identity
+    assert [paces.of(raised) for _ in range(100)] == [None] * 100
