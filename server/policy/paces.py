@@ -120,4 +120,6 @@ class KeyPaces:
             f"this key is paced at {pace:g} a second (calls_per_second in the keys "
             f"file), and the calls it made already take its next one's time {wait:.1f} s "
             f"ahead, more than {PACE_WAIT:g} s: make fewer calls at once, or retry later",
-            retry_after=wait)
+            # (counted from its answer, PACE_WAIT later: from its coming, RetryInfo had
+            # a client that honoured it wait 2 s more than its key's time asked)
+            retry_after=wait - PACE_WAIT)

@@ -56,6 +56,8 @@ def test_a_second_of_burst_then_one_call_each_interval_then_refusals() -> None:
         "this key is paced at 10 a second (calls_per_second in the keys file), and the calls "
         "it made already take its next one's time 2.1 s ahead, more than 2 s: make fewer "
         "calls at once, or retry later")
+    # (its answer comes PACE_WAIT after it: the key's next time 0.1 s after that)
+    assert paced.refusal.retry_after == pytest.approx(0.1)
     assert counted(metrics, "footfall_calls_paced_total") == 20
     assert counted(metrics, "footfall_calls_refused_over_pace_total") == 1
     # A refusal takes no time of the key's: the next call is 2.1 s off still; and
