@@ -97,7 +97,7 @@ class CallShares:
                 return self._refuse(caller, grant, held)
             self._held[caller] = held + 1
             context.add_done_callback(lambda _call: self._leave(caller))
-        return self._paces.of(grant)
+        return self._paces.of(grant, context.time_remaining)
 
     def _enter_keyless(self, context: Any) -> str | None:
         """`enter` for a call without a key (auth on): counted in their share, and in

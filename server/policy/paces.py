@@ -72,16 +72,22 @@ class KeyPaces:
         self._due: dict[_Kept, float] = {}
         self._most_kept = PACES_KEPT
 
-    def of(self, grant: Grant | None) -> Paced | None:
-        """When a call of `grant`'s key may start (None: now, or unpaced)."""
+    def of(self, grant: Grant | None,
+           deadline_in: Callable[[], float | None] | None = None) -> Paced | None:
+        """When a call of `grant`'s key may start (None: now, or unpaced); and, if
+        `deadline_in()` says in how many seconds its deadline passes, whether it
+        would start before then."""
         if grant is None or grant.calls_per_second is None:
             return None
-        return self.pace(grant, grant.calls_per_second)
+        return self.pace(grant, grant.calls_per_second,
+                         None if deadline_in is None else deadline_in())
 
-    def pace(self, grant: Grant, pace: float) -> Paced | None:
+    def pace(self, grant: Grant, pace: float, within: float | None = None) -> Paced | None:
         """When a call of `grant`'s key, paced at `pace` calls a second, may start;
         None: now. (The generic cell rate algorithm: a call is on time unless the
-        calls before it take the key's due time more than the burst ahead.)"""
+        calls before it take the key's due time more than the burst ahead.) A call
+        whose deadline passes `within` seconds, before its time, takes none of the
+        key's: it waits until then, refused."""
         now = self._clock()
         every = 1.0 / pace
         kept = (grant.identity, pace)
@@ -89,6 +95,13 @@ class KeyPaces:
         wait = due - (max(pace, 1.0) - 1.0) * every - now
         if wait > PACE_WAIT + SLACK:
             return Paced(PACE_WAIT, self._refuse(grant, pace, wait))
+        if within is not None and wait > within + SLACK:
+            # (taken by calls given up when their deadline came, a key's time had the
+            # calls after them wait for nothing, and be given up in turn: of 300 calls
+            # in flight, each with a deadline of 0.3 s, a key paced at 100 a second had
+            # 490-580 served in 10 s, their time given back as each was given up;
+            # 580-810 so. None given back, 120.)
+            return Paced(max(within, 0.0), self._refuse(grant, pace, wait, within))
         if len(self._due) >= self._most_kept:
             self._due = {key: when for key, when in self._due.items() if when > now}
             self._most_kept = max(PACES_KEPT, 2 * len(self._due))
@@ -107,19 +120,23 @@ class KeyPaces:
         if paced.kept is not None and paced.kept in self._due:  # (its time is to come)
             self._due[paced.kept] -= paced.every
 
-    def _refuse(self, grant: Grant, pace: float, wait: float) -> ResourceExhausted:
+    def _refuse(self, grant: Grant, pace: float, wait: float,
+                within: float | None = None) -> ResourceExhausted:
         """Count and log (within the key's budget of lines) a call of a paced key that
-        would wait `wait` seconds for its time; its refusal."""
+        would wait `wait` seconds for its time, more than PACE_WAIT or its deadline
+        leaves it (`within`); its refusal, answered after as long."""
         self._refused.inc()
         name = f"key {grant.name}"
+        bound = (f"more than {PACE_WAIT:g} s" if within is None
+                 else f"past its deadline, {max(within, 0.0):.1f} s away")
         if log.isEnabledFor(logging.INFO) and self._lines.take(name):
             log.info("call refused RESOURCE_EXHAUSTED: %s is paced at %g a second and "
-                     "its call would wait %.1f s for its time, more than %g s", name, pace,
-                     wait, PACE_WAIT)
+                     "its call would wait %.1f s for its time, %s", name, pace, wait, bound)
         return ResourceExhausted(
             f"this key is paced at {pace:g} a second (calls_per_second in the keys "
             f"file), and the calls it made already take its next one's time {wait:.1f} s "
-            f"ahead, more than {PACE_WAIT:g} s: make fewer calls at once, or retry later",
-            # (counted from its answer, PACE_WAIT later: from its coming, RetryInfo had
-            # a client that honoured it wait 2 s more than its key's time asked)
-            retry_after=wait - PACE_WAIT)
+            f"ahead, {bound}: make fewer calls at once, or retry later",
+            # (counted from its answer, when its wait is over: from its coming,
+            # RetryInfo had a client that honoured it wait 2 s more than its key's time
+            # asked)
+            retry_after=wait - (PACE_WAIT if within is None else max(within, 0.0)))

@@ -32,6 +32,7 @@ PACED_GRPC = "paced-grpc-key-0123456789abcdef"
 PACED_REST = "paced-rest-key-0123456789abcdef"
 PACED_PIXEL = "paced-pixel-key-0123456789abcdef"
 PACED_GONE = "paced-gone-key-0123456789abcdefg"
+PACED_LATE = "paced-late-key-0123456789abcdefg"
 FREE = "unpaced-writer-key-0123456789abc"
 READER = "paces-reader-key-0123456789abcde"
 # Each paced key: one call a second, so a burst of one; of calls made at once, the
@@ -50,6 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         PACED_REST: {**paced, "name": "paced-rest"},
         PACED_PIXEL: {**paced, "name": "paced-pixel"},
         PACED_GONE: {**paced, "name": "paced-gone"},
+        PACED_LATE: {**paced, "name": "paced-late"},
         FREE: {"projects": ["p"], "role": "writer", "name": "free"},
         READER: {"projects": ["p"], "role": "reader", "name": "reader"}}}))
     keys.chmod(0o600)
@@ -157,16 +159,44 @@ def test_a_grpc_call_given_up_while_it_waits_gives_its_key_the_time_back(
     """(After the counts above: this key's calls wait too)"""
     client = retail_client(server.address)
 
-    def write(visitor: str, timeout: float) -> retail_v2.UserEvent:
+    def write(visitor: str) -> retail_v2.UserEvent:
         return client.write_user_event(request=retail_v2.WriteUserEventRequest(
             parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_GONE),
+            timeout=RPC_DEADLINE)
+
+    started = time.monotonic()
+    write("gone-0")  # on time: the key's next call is a second off
+    # (a grpc callable, whose call its client may cancel)
+    gone = client.transport.write_user_event.future(
+        retail_v2.WriteUserEventRequest.pb(retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=event("gone-1"))),
+        metadata=with_key(PACED_GONE), timeout=RPC_DEADLINE)
+    time.sleep(0.3)  # (waiting for that second)
+    assert gone.cancel()
+    # Its second given back, the next call's time is 1 s after the first's; kept by
+    # the call that never ran, it was 2 s after.
+    write("gone-2")
+    assert time.monotonic() - started < 1.7
+
+
+def test_a_grpc_call_whose_deadline_comes_before_its_time_takes_none_of_its_keys(
+        server: ServerProcess) -> None:
+    """(After the counts above: this key's calls wait and are refused too)"""
+    client = retail_client(server.address)
+
+    def write(visitor: str, timeout: float) -> retail_v2.UserEvent:
+        return client.write_user_event(request=retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_LATE),
             timeout=timeout, retry=None)
 
     started = time.monotonic()
-    write("gone-0", RPC_DEADLINE)  # on time: the key's next call is a second off
-    with pytest.raises(exceptions.DeadlineExceeded):
-        write("gone-1", 0.3)  # waits for that second, and its client gives up
-    # Its second given back, the next call's time is 1 s after the first's; kept by
-    # the call that never ran, it was 2 s after.
-    write("gone-2", RPC_DEADLINE)
-    assert time.monotonic() - started < 1.7
+    write("late-0", RPC_DEADLINE)  # on time: the key's next call is a second off
+    with ThreadPoolExecutor(1) as pool:
+        hasty = pool.submit(write, "late-1", 0.5)  # (its deadline before that second)
+        time.sleep(0.2)
+        write("late-2", RPC_DEADLINE)  # asked while the hasty one waits
+        ended = time.monotonic()
+        with pytest.raises((exceptions.DeadlineExceeded, exceptions.ResourceExhausted)):
+            hasty.result()
+    # Its time 1 s after the first's: taken by the call given up, it was 2 s after
+    assert ended - started < 1.6

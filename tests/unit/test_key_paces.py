@@ -134,3 +134,18 @@ def test_more_keys_waiting_for_their_time_than_are_kept_cost_a_call_no_sweep() -
     assert all(paces.of(key) == Paced(1.0) for key in grants)
     assert all(paces.of(key) == Paced(2.0) for key in grants)
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_call_whose_deadline_comes_before_its_time_takes_none_of_its_keys() -> None:
+    clock, metrics = Clock(), Metrics()
+    paces, ten = KeyPaces(metrics, clock), grant("ten-a-second-0123456789")
+    assert [paces.of(ten, lambda: 0.05) for _ in range(10)] == [None] * 10
+    hasty = paces.of(ten, lambda: 0.05)  # (its time 0.1 s off)
+    assert hasty is not None and hasty.seconds == 0.05  # (waits until its deadline)
+    assert hasty.refusal is not None and hasty.refusal.message.endswith(
+        "its next one's time 0.1 s ahead, past its deadline, 0.1 s away: make fewer calls "
+        "at once, or retry later")
+    assert hasty.refusal.retry_after == pytest.approx(0.05)  # (from its answer)
+    assert paces.of(ten, lambda: None) == Paced(pytest.approx(0.1))  # (its time, untaken)
+    assert paces.of(ten, lambda: 0.25) == Paced(pytest.approx(0.2))
+    assert counted(metrics, "footfall_calls_refused_over_pace_total") == 1
