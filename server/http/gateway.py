@@ -523,9 +523,9 @@ class HttpGateway:
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = _screened(envelope, route, request, context, query_key)
             envelope.check_named(method, grant, bare)  # (the role and project, too)
-            paced = self._policy.key_paces.of(grant)
+            paced = self._policy.key_paces.of(grant, context.time_remaining)
             if paced is not None:  # (its body not read meanwhile)
-                await asyncio.sleep(paced.seconds)
+                await self._wait_for_time(request, paced)
                 if paced.refusal is not None:
                     raise paced.refusal
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
@@ -615,20 +615,37 @@ class HttpGateway:
                 return self._paced(self._refused(request, route, transcode.DEFAULT_OUTPUT,
                                                  refused), address)
             return self._refused(request, route, transcode.DEFAULT_OUTPUT, refused)
-        paced = self._policy.key_paces.of(grant)
+        paced = self._policy.key_paces.of(grant, context.time_remaining)
         if paced is None:
             return self._collect(request, route, path_values, collect_queued, started, context,
                                  grant)
-        return self._paced_pixel(paced, functools.partial(
+        return self._paced_pixel(request, paced, functools.partial(
             self._collect, request, route, path_values, collect_queued, started, context, grant))
 
-    async def _paced_pixel(self, paced: Paced,
+    async def _paced_pixel(self, request: web.Request, paced: Paced,
                            collect: Callable[[ResourceExhausted | None], web.Response]
                            ) -> web.Response:
         """The answer of `collect()`, a pixel's rest, once its paced key's time has
         come; its refusal after as long when that is too far off (KeyPaces)."""
-        await asyncio.sleep(paced.seconds)
+        await self._wait_for_time(request, paced)
         return collect(paced.refusal)
+
+    async def _wait_for_time(self, request: web.Request, paced: Paced) -> None:
+        """Wait for a paced key's call's time (`paced`); given up (its task cancelled)
+        if its connection is lost meanwhile, its time given back to the key. aiohttp
+        cancels no handler when its client goes: 2,202 paced requests sent, each
+        connection closed at once, held their places and took their key's time for
+        the 2 s of their waits, and were counted refused after their clients had
+        gone."""
+        stop = _cancel_when_lost(request)
+        try:
+            await asyncio.sleep(paced.seconds)
+        except asyncio.CancelledError:
+            self._policy.key_paces.give_back(paced)
+            raise
+        finally:
+            if stop is not None:
+                stop()
 
     def _collect(self, request: web.Request, route: Route, path_values: dict[str, str],
                  collect_queued: CollectQueued, started: float, context: CallContext,

@@ -13,7 +13,7 @@ else; `admin` may call every RPC. `projects` may hold "*" for every project;
 (optional, default every bucket) lists the Cloud Storage buckets the key's
 requests may name (`gs://` URIs, e.g. import sources and error folders),
 exactly or with `*` wildcards ("shop-a-*"); `calls_per_second` (optional, default
-none) paces the key's gRPC calls (server.policy.call_shares).
+none) paces the key's calls, over gRPC, REST and the pixel (server.policy.paces).
 
 Keys are kept only as SHA-256 digests and looked up by digest, so no comparison
 ever runs over a secret (constant time in the key), and no message or log line
@@ -106,7 +106,7 @@ class Grant:
     projects: frozenset[str]
     name: str  # for logs: the entry's "name", else "key #n"
     buckets: re.Pattern[str] | None = None  # the bucket names allowed; None: every one
-    calls_per_second: float | None = None  # the key's gRPC calls' pace; None: unpaced
+    calls_per_second: float | None = None  # its calls' pace (any transport); None: none
     # The key itself, as its digest: the same after a reload (SIGHUP makes a new Grant
     # of every key) and never another key's, where names need not be unique and an
     # object's id is reused once it is freed. What a key is counted by while it waits.

@@ -114,14 +114,16 @@ class Metrics:
             registry=self.registry)
         self.calls_paced = Counter(
             "footfall_calls_paced",
-            "gRPC calls that waited for their time before their request was read: their key "
-            "is paced (calls_per_second in the keys file) and they came early.",
+            "Calls (gRPC, REST, pixels) that waited for their time before their request was "
+            "read: their key is paced (calls_per_second in the keys file) and they came "
+            "early. Those given up while they waited too.",
             registry=self.registry)
         self.calls_refused_over_pace = Counter(
             "footfall_calls_refused_over_pace",
-            "gRPC calls refused RESOURCE_EXHAUSTED, after waiting as long, that would have "
-            "waited more than 2 s for their time: their key is paced (calls_per_second in "
-            "the keys file). They are not in footfall_requests.",
+            "Calls (gRPC, REST, pixels) refused RESOURCE_EXHAUSTED, after waiting as long, "
+            "whose time was more than 2 s off or past their deadline: their key is paced "
+            "(calls_per_second in the keys file). Over gRPC they are not in "
+            "footfall_requests; over HTTP they are.",
             registry=self.registry)
         self.batch_size = Histogram(
             "footfall_group_commit_batch_size",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ PACED_REST = "paced-rest-key-0123456789abcdef"
 PACED_PIXEL = "paced-pixel-key-0123456789abcdef"
 PACED_GONE = "paced-gone-key-0123456789abcdefg"
 PACED_LATE = "paced-late-key-0123456789abcdefg"
+PACED_DROP = "paced-drop-key-0123456789abcdefg"
 FREE = "unpaced-writer-key-0123456789abc"
 READER = "paces-reader-key-0123456789abcde"
 # Each paced key: one call a second, so a burst of one; of calls made at once, the
@@ -52,6 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         PACED_PIXEL: {**paced, "name": "paced-pixel"},
         PACED_GONE: {**paced, "name": "paced-gone"},
         PACED_LATE: {**paced, "name": "paced-late"},
+        PACED_DROP: {**paced, "name": "paced-drop"},
         FREE: {"projects": ["p"], "role": "writer", "name": "free"},
         READER: {"projects": ["p"], "role": "reader", "name": "reader"}}}))
     keys.chmod(0o600)
@@ -162,21 +165,21 @@ def test_a_grpc_call_given_up_while_it_waits_gives_its_key_the_time_back(
     def write(visitor: str) -> retail_v2.UserEvent:
         return client.write_user_event(request=retail_v2.WriteUserEventRequest(
             parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_GONE),
-            timeout=RPC_DEADLINE)
+            timeout=RPC_DEADLINE, retry=None)
 
-    started = time.monotonic()
     write("gone-0")  # on time: the key's next call is a second off
-    # (a grpc callable, whose call its client may cancel)
-    gone = client.transport.write_user_event.future(
+    # Two calls that wait 1 and 2 s for their time (grpc callables, which their client
+    # may cancel), cancelled while they wait ...
+    gone = [client.transport.write_user_event.future(
         retail_v2.WriteUserEventRequest.pb(retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=event("gone-1"))),
-        metadata=with_key(PACED_GONE), timeout=RPC_DEADLINE)
-    time.sleep(0.3)  # (waiting for that second)
-    assert gone.cancel()
-    # Its second given back, the next call's time is 1 s after the first's; kept by
-    # the call that never ran, it was 2 s after.
-    write("gone-2")
-    assert time.monotonic() - started < 1.7
+            parent=CATALOG, user_event=event(f"gone-{n}"))),
+        metadata=with_key(PACED_GONE), timeout=RPC_DEADLINE) for n in (1, 2)]
+    time.sleep(0.3)
+    assert all(call.cancel() for call in gone)
+    # ... give their time back: the next call's is 1 s after the first's, and it is
+    # served. Kept by the calls that never ran, its time was 3 s after the first's,
+    # more than 2 s off: refused.
+    write("gone-3")
 
 
 def test_a_grpc_call_whose_deadline_comes_before_its_time_takes_none_of_its_keys(
@@ -189,14 +192,41 @@ def test_a_grpc_call_whose_deadline_comes_before_its_time_takes_none_of_its_keys
             parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_LATE),
             timeout=timeout, retry=None)
 
-    started = time.monotonic()
     write("late-0", RPC_DEADLINE)  # on time: the key's next call is a second off
-    with ThreadPoolExecutor(1) as pool:
-        hasty = pool.submit(write, "late-1", 0.5)  # (its deadline before that second)
+    with ThreadPoolExecutor(2) as pool:
+        # (their deadlines come before their times, 1 and 2 s off)
+        hasty = [pool.submit(write, f"late-{n}", 0.5) for n in (1, 2)]
         time.sleep(0.2)
-        write("late-2", RPC_DEADLINE)  # asked while the hasty one waits
-        ended = time.monotonic()
-        with pytest.raises((exceptions.DeadlineExceeded, exceptions.ResourceExhausted)):
-            hasty.result()
-    # Its time 1 s after the first's: taken by the call given up, it was 2 s after
-    assert ended - started < 1.6
+        # Asked while the hasty ones wait: its time is 1 s after the first's, and it is
+        # served. Taken by the calls given up, it was 3 s after: refused.
+        write("late-3", RPC_DEADLINE)
+        for call in hasty:
+            with pytest.raises((exceptions.DeadlineExceeded, exceptions.ResourceExhausted)):
+                call.result()
+
+
+def test_a_rest_call_whose_client_goes_while_it_waits_gives_its_key_the_time_back(
+        server: ServerProcess) -> None:
+    """aiohttp cancels no handler when its client goes: a paced request whose client
+    closed its connection at once held its place and its key's time for its wait, and
+    was counted refused after its client had gone."""
+    url = f"http://{server.http_address}/v2/{CATALOG}/userEvents:write"
+
+    def write(visitor: str) -> requests.Response:
+        return requests.post(url, json={"eventType": "home-page-view", "visitorId": visitor},
+                             headers={"x-goog-api-key": PACED_DROP}, timeout=RPC_DEADLINE)
+
+    assert write("drop-0").status_code == 200  # on time: the next call is a second off
+    body = json.dumps({"eventType": "home-page-view", "visitorId": "dropped"}).encode()
+    request = (f"POST /v2/{CATALOG}/userEvents:write HTTP/1.1\r\n"
+               f"Host: {server.http_address}\r\nContent-Type: application/json\r\n"
+               f"x-goog-api-key: {PACED_DROP}\r\nContent-Length: {len(body)}\r\n\r\n"
+               ).encode() + body
+    for _ in range(2):  # (each to wait, 1 and 2 s, and gone at once)
+        with socket.create_connection(server.http_address.split(":")) as sock:
+            sock.sendall(request)
+    time.sleep(0.3)
+    # Their time given back, this call's is 1 s after the first's, and it is served;
+    # kept by them, it was 3 s after: refused (429).
+    answer = write("drop-3")
+    assert answer.status_code == 200, answer.text
