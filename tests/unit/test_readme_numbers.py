@@ -83,7 +83,7 @@ STATED = [
     Stated(rf"past its allowance, [\d.]+ s and {N} s a MiB of the chunk",
            lambda: line_pool.WAIT_SECONDS_PER_MIB),
     Stated(rf"loses its worker {N} times in a row decoded alone", lambda: line_pool.MAX_LOSSES),
-    Stated(rf"workers still running {N} s after the jobs stopped",
+    Stated(rf"those of a map still in progress after {N} s at most",
            lambda: line_pool.CLOSE_SECONDS),
     # Pixel and Limits: what a GET carries, and the request head
     Stated(rf"holds more than {N} characters is refused", lambda: collect.GET_EVENT_CHARS),
