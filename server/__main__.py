@@ -40,6 +40,7 @@ from server.config import (  # noqa: E402
     DEFAULT_STORE,
     add_serve_arguments,
     settings_from_args,
+    shown_store,
     store_url_of,
 )
 from server.insights import cli as insights_cli  # noqa: E402
@@ -274,6 +275,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     insights_cli.add_parser(commands, env)
 
+    # (a default from FOOTFALL_STORE shown without its passwords, its % written %%)
+    shown_default = shown_store(env.get("FOOTFALL_STORE", DEFAULT_STORE)).replace("%", "%%")
     copy = commands.add_parser("backup", help="copy a SQLite store consistently, also while "
                                               "it serves")
     copy.add_argument("dest", metavar="DEST",
@@ -281,7 +284,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     copy.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                       type=store_url_of,
                       help="the store to copy, a URL or a SQLite file's path "
-                           "(FOOTFALL_STORE; default %(default)s)")
+                           f"(FOOTFALL_STORE; default {shown_default})")
     restore = commands.add_parser(
         "restore", help="put a SQLite backup in place of a stopped SQLite store, checked, "
                         "the store it replaces kept aside with its WAL")
@@ -289,7 +292,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     restore.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                          type=store_url_of,
                          help="the store to replace, a URL or a SQLite file's path "
-                              "(FOOTFALL_STORE; default %(default)s)")
+                              f"(FOOTFALL_STORE; default {shown_default})")
     move = commands.add_parser(
         "copy", help="copy every row of a store (events, products, client events, refusals, "
                      "operations, rollups) into an empty one, of either engine: SQLite to "
@@ -300,7 +303,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     move.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                       type=store_url_of,
                       help="the store to copy, a URL or a SQLite file's path "
-                           "(FOOTFALL_STORE; default %(default)s)")
+                           f"(FOOTFALL_STORE; default {shown_default})")
     _name_verbs(parser)
     return parser
 

@@ -8,7 +8,7 @@ import argparse
 import re
 from collections.abc import Mapping
 
-from server.config import DEFAULT_STORE, store_url_of
+from server.config import DEFAULT_STORE, shown_store, store_url_of
 
 EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may list them all
 
@@ -75,12 +75,14 @@ def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
     """--store (when `store`) or --server, --key, --tls and --tls-ca; without
     `store`, --server is required."""
     if store:
+        # (a default from FOOTFALL_STORE shown without its passwords, its % written %%)
+        shown = shown_store(env.get("FOOTFALL_STORE", DEFAULT_STORE)).replace("%", "%%")
         where = parser.add_mutually_exclusive_group()
         where.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                            type=store_url_of,
                            help="read this store directly, read-only; it must exist: a "
                                 "store URL or a SQLite file's path (FOOTFALL_STORE; "
-                                "default %(default)s)")
+                                f"default {shown})")
         where.add_argument("--server", metavar="HOST:PORT", type=server_address,
                            help="ask a running server at its gRPC port, through its public "
                                 "API (a memory:// store can only be read this way)")

@@ -59,6 +59,14 @@ def _comma_list(text: str) -> tuple[str, ...]:
 STORE_SCHEMES = frozenset({"sqlite", "memory", "postgres", "postgresql"})
 
 
+def shown_store(url: str) -> str:
+    """A store URL as --help may show it (a default from FOOTFALL_STORE, say): without
+    its passwords (`serve --help` showed them as given)."""
+    from server.store.url_passwords import redacted  # (which imports this module)
+
+    return redacted(url)
+
+
 def store_url_of(given: str) -> str:
     """The store URL `given` names, where every command's --store (and `copy`'s DEST)
     takes a SQLite file's path as well as a URL: a URL as it is, anything else the
@@ -92,7 +100,8 @@ SERVER_ADDRESS = re.compile(r"(?:(?P<user>[^@/\s]+)@)?"
 # argparse also runs `parse` over a default that is a string, so a kind of text must
 # accept its own output (str and _one_of's and STORE's do).
 TEXT: Kind[str] = Kind(str, "text")
-STORE: Kind[str] = Kind(store_url_of, "a store URL or a SQLite file's path")
+STORE: Kind[str] = Kind(store_url_of, "a store URL or a SQLite file's path",
+                        show=lambda url: shown_store(url))
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 

@@ -783,3 +783,17 @@ def test_a_mistyped_flag_is_refused_naming_the_flag_it_looks_like(
     out = footfall(*command, cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines()[-1] == f"footfall serve: error: unrecognized arguments: {said}"
+
+
+@pytest.mark.parametrize("command", [("serve",), ("backup", "x.db"), ("copy", "x.db"),
+                                     ("restore", "x.db"), ("events", "list")])
+def test_help_shows_a_store_default_without_its_password(command: tuple[str, ...],
+                                                         tmp_path: Path) -> None:
+    """A --store default taken from FOOTFALL_STORE is shown by --help with its passwords
+    hidden: it was shown as given (a service's environment printed in a terminal)."""
+    helped = footfall(*command[:2 if command[0] == "events" else 1], "--help", cwd=tmp_path,
+                      env={"FOOTFALL_STORE": "postgresql://me:s3cr%2Ft@db:5432/shop"})
+    assert helped.returncode == 0, helped.stderr
+    shown = " ".join(helped.stdout.split())
+    assert "s3cr" not in shown
+    assert "default postgresql://me:***@db:5432/shop" in shown
