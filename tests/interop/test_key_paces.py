@@ -77,21 +77,26 @@ def event(visitor: str) -> retail_v2.UserEvent:
     return retail_v2.UserEvent(event_type="home-page-view", visitor_id=visitor)
 
 
+def written(client: retail_v2.UserEventServiceClient, key: str, visitor: str,
+            timeout: float = RPC_DEADLINE) -> retail_v2.UserEvent:
+    """A write of `visitor`'s event with `key`, not retried by the client."""
+    return client.write_user_event(request=retail_v2.WriteUserEventRequest(
+        parent=CATALOG, user_event=event(visitor)), metadata=with_key(key), timeout=timeout,
+        retry=None)
+
+
 def test_grpc_calls_of_a_paced_key_wait_their_time_and_others_are_served_meanwhile(
         server: ServerProcess) -> None:
     client = retail_client(server.address)
 
-    def write(visitor: str, key: str) -> retail_v2.UserEvent:
-        return client.write_user_event(request=retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=event(visitor)), metadata=with_key(key),
-            timeout=RPC_DEADLINE)
+    write = functools.partial(written, client)
 
     with ThreadPoolExecutor(1) as other:
         # (an unpaced key's write once the paced ones have been asked: served while
         # they wait)
-        free = other.submit(lambda: (time.sleep(0.3), write("free", FREE),
+        free = other.submit(lambda: (time.sleep(0.3), write(FREE, "free"),
                                      time.monotonic())[2])
-        outcomes, seconds = at_once([functools.partial(write, f"paced-{n}", PACED_GRPC)
+        outcomes, seconds = at_once([functools.partial(write, PACED_GRPC, f"paced-{n}")
                                      for n in range(6)])
         free_done = free.result()
     ended = time.monotonic()
@@ -162,10 +167,7 @@ def test_a_grpc_call_given_up_while_it_waits_gives_its_key_the_time_back(
     """(After the counts above: this key's calls wait too)"""
     client = retail_client(server.address)
 
-    def write(visitor: str) -> retail_v2.UserEvent:
-        return client.write_user_event(request=retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_GONE),
-            timeout=RPC_DEADLINE, retry=None)
+    write = functools.partial(written, client, PACED_GONE)
 
     write("gone-0")  # on time: the key's next call is a second off
     # Two calls that wait 1 and 2 s for their time (grpc callables, which their client
@@ -187,10 +189,7 @@ def test_a_grpc_call_whose_deadline_comes_before_its_time_takes_none_of_its_keys
     """(After the counts above: this key's calls wait and are refused too)"""
     client = retail_client(server.address)
 
-    def write(visitor: str, timeout: float) -> retail_v2.UserEvent:
-        return client.write_user_event(request=retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=event(visitor)), metadata=with_key(PACED_LATE),
-            timeout=timeout, retry=None)
+    write = functools.partial(written, client, PACED_LATE)
 
     write("late-0", RPC_DEADLINE)  # on time: the key's next call is a second off
     with ThreadPoolExecutor(2) as pool:
