@@ -75,6 +75,17 @@ def _wait(fd: int, events: int, deadline: float) -> bool:
     return remaining > 0 and bool(poll.poll(remaining * 1000))
 
 
+def socket_of(conn: psycopg.Connection[Any]) -> socket.socket | None:
+    """A socket of `conn`'s own for HangWatch to cut: a duplicate descriptor (libpq
+    may close its own meanwhile, and the number be given to another connection, which
+    must never be the one cut); None for a connection already lost. The caller closes
+    it."""
+    try:
+        return socket.socket(fileno=os.dup(conn.pgconn.socket))
+    except (psycopg.Error, OSError):
+        return None
+
+
 class HangWatch:
     """Cuts the connections of the statements a hung database keeps waiting (see the
     module doc). `hangs(since)`: whether the database hangs (answers nothing within the
@@ -103,13 +114,15 @@ class HangWatch:
         self._thread.start()
 
     @contextmanager
-    def watching(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def watching(self, conn: psycopg.Connection[Any],
+                 kept: socket.socket | None = None) -> Iterator[None]:
         """While the block runs, its statements on `conn` are cut if the database
-        is found hung (they raise psycopg.OperationalError, `conn` broken)."""
-        try:
-            sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
-        except (psycopg.Error, OSError):
-            # (a connection already lost: its statements fail at once by themselves)
+        is found hung (they raise psycopg.OperationalError, `conn` broken). `kept`:
+        `conn`'s socket_of, which the caller keeps as long as it uses `conn` and
+        closes with it (the writer's: a duplicate made and closed at every block
+        was some 20 us of the writer's CPU a write)."""
+        sock = kept if kept is not None else socket_of(conn)
+        if sock is None:  # (a connection already lost: its statements fail by themselves)
             yield
             return
         key = next(self._ids)
@@ -120,7 +133,8 @@ class HangWatch:
         finally:
             with self._lock:
                 del self._flying[key]
-            sock.close()
+            if kept is None:
+                sock.close()
 
     def close(self) -> None:
         self._stop.set()

@@ -43,6 +43,7 @@ import contextlib
 import logging
 import re
 import shlex
+import socket
 import threading
 import time
 import urllib.parse
@@ -70,7 +71,7 @@ from server.store.group_commit import (
     apply_in_order,
     commit_only,
 )
-from server.store.hang import HangWatch, select_one
+from server.store.hang import HangWatch, select_one, socket_of
 from server.store.migrations import apply_missing, check_readable
 from server.store.rollups import NewLine, count_new, new_lines
 from server.store.rows import (
@@ -482,6 +483,11 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self.outages = 0  # (see Store.outages)
         self._schema_changed: str | None = None  # why no write can commit until a restart
         self._writer_conn: psycopg.Connection[Any] | None = None
+        # Of the writer's connection, while it is: the socket the hang watch would cut
+        # (hang.socket_of) and the cursor of its one-statement batches, made once
+        # (each made and closed at every batch: some 30 us of the writer's CPU a write).
+        self._writer_socket: socket.socket | None = None
+        self._writer_cursor: psycopg.Cursor[Any] | None = None
         # The writer's next connection while it is being made (see _writer_connection)
         self._connecting: Future[psycopg.Connection[Any]] | None = None
         self._probe_conn: psycopg.Connection[Any] | None = None
@@ -608,6 +614,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._refuse_hung()
         conn = self._writer_conn
         if conn is None or conn.closed:
+            self._drop_writer()
             conn = None
             try:
                 conn = self._writer_connection(answer_by)
@@ -625,11 +632,23 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 self._set_reachable(False, exc)
                 raise _unreachable(exc) from exc
             self._writer_conn = conn
+            self._writer_socket = socket_of(conn)
+            self._writer_cursor = conn.cursor()
             # (a new connection may be to a database restored meanwhile)
             self._catalogs.clear()
             self._known_catalog_ids = None  # (the reads' too: see _planned_catalog_id)
             self._forget_products()
         return conn
+
+    def _drop_writer(self) -> None:
+        """Close the writer's connection, if any, and what is kept of it."""
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
+        if self._writer_socket is not None:
+            self._writer_socket.close()
+            self._writer_socket = None
+        self._writer_cursor = None
 
     def _writer_connection(self, answer_by: float | None) -> psycopg.Connection[Any]:
         """A new connection for the writer, made on a thread of its own and waited
@@ -851,7 +870,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         """Commit `jobs` and settle them; False (nothing committed) when a product
         their rows were joined with changed since it was read."""
         conn = self._writer(self._committer.answer_by(jobs))
-        with self._hang_watch.watching(conn):
+        with self._hang_watch.watching(conn, self._writer_socket):
             return self._applied_on(conn, jobs)
 
     def _applied_on(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> bool:
@@ -909,15 +928,16 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 # products to check whose catalog may lack its row takes the long way.
                 outcomes: list[Outcome] = [(job, None, None) for job in flushes]
                 if rows and known:
-                    with conn.cursor() as cur:
-                        marked = self._send_events(cur, rows, in_turn=True,
-                                                   unchanged=unchanged, answered=answered)
-                        if unchanged is not None or marked:
-                            answer = cur.fetchone()
-                            if unchanged is not None and (answer is None or not answer[1]):
-                                return False
-                            if marked and answer is not None:
-                                self._saw_resets(int(answer[-1]))
+                    cur = self._writer_cursor
+                    assert cur is not None  # (made with the connection)
+                    marked = self._send_events(cur, rows, in_turn=True,
+                                               unchanged=unchanged, answered=answered)
+                    if unchanged is not None or marked:
+                        answer = cur.fetchone()
+                        if unchanged is not None and (answer is None or not answer[1]):
+                            return False
+                        if marked and answer is not None:
+                            self._saw_resets(int(answer[-1]))
                 elif rows:
                     with conn.pipeline(), conn.cursor() as cur:
                         cur.execute(_TAKE_TURN)
@@ -947,8 +967,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             # committed or not: their callers hear StoreUnavailable, and retry).
             unknown = committing and (conn.broken or conn.closed)
             if conn.broken or conn.closed:
-                conn.close()
-                self._writer_conn = None
+                self._drop_writer()
                 self._set_reachable(False, exc)
                 unavailable = _unreachable(exc)
             elif isinstance(exc, psycopg.errors.LockNotAvailable):
@@ -966,8 +985,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             self._schema_changed = ("the database was migrated by a newer Footfall: this "
                                     "server must be restarted as that version")
             log.error("%s (%s)", self._schema_changed, _why(exc))
-            conn.close()  # (its prepared statements name what is gone)
-            self._writer_conn = None
+            self._drop_writer()  # (its prepared statements name what is gone)
             unavailable = StoreUnavailable(f"{self._schema_changed}; try again later",
                                            _why(exc))
             raise _told(started, unavailable) from exc
@@ -1155,6 +1173,4 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._pool.close()
         if self._connecting is not None:  # (made once nobody will use it)
             self._connecting.add_done_callback(_close_made)
-        if self._writer_conn is not None:
-            self._writer_conn.close()
-            self._writer_conn = None
+        self._drop_writer()
