@@ -150,6 +150,14 @@ _JSON_VALUES = ("event_type, visitor_id, user_id, event_time_us, event_time_ns, 
                 "decode(dedup_key, 'hex'), decode(event, 'hex'), decode(source, 'hex'), "
                 "received_us, transport")
 _JSON_ROWS = f"json_to_recordset(%s::json) AS v({_JSON_COLUMNS})"
+# The row of a batch of one as parameters (row_params) instead: no JSON to make, parse
+# and decode (with one_row: 25-30 us less of the database's CPU, measured beside the
+# JSON form, bench/pg_write.py).
+_ONE_ROW = ("(SELECT %s::text AS catalog, %s::text AS event_type, %s::text AS visitor_id, "
+            "%s::text AS user_id, %s::bigint AS event_time_us, %s::smallint AS event_time_ns, "
+            "%s::smallint AS joined, %s::bytea AS dedup_key, %s::bytea AS event, "
+            "%s::bytea AS source, %s::bigint AS received_us, %s::smallint AS transport, "
+            "%s::bigint AS answered) AS v")
 # What the rollups need to know which rows were new (a duplicate returns nothing).
 _INSERTED = " RETURNING catalog_id, event_time_us, dedup_key"
 _INCOMING = "footfall_incoming_events"
@@ -187,7 +195,7 @@ _TURN_FIRST = f"turn AS MATERIALIZED ({_TAKE_TURN} AS held), "
 
 
 def _inserting(values: str, source: str, first: str = "", answer: str = "count(*)",
-               where: str = "", marked: bool = False) -> tuple[str, str]:
+               where: str = "", marked: bool = False, one: bool = False) -> tuple[str, str]:
     """The statements that insert the events of `source` (rows `v` numbered by `seq`,
     naming their catalog; `values`: what they give for _EVENT_COLUMNS) in order,
     skipping duplicates, and answer how many were new: the first counts nothing in
@@ -198,31 +206,47 @@ def _inserting(values: str, source: str, first: str = "", answer: str = "count(*
     answers (of `ins`, the rows inserted); `where`: which rows of `source` it inserts.
     `marked`: and not those answered before a reset of their catalog came (their
     `answered` time before it; the oldest such time its parameter after `first`'s),
-    see reset_marks."""
+    see reset_marks. `one`: `source` is one row, which needs no order, nor its lines
+    matched to it (rollups.count_new)."""
     if marked:
         first += _MARKS_IN_TURN if first.startswith(_TURN_FIRST) else _MARKS
         where = f"{where} AND {_NOT_RESET}" if where else _NOT_RESET
         answer += f", {_RESETS_MADE.format('')}"  # (the resets made, last)
     source += f" WHERE {where}" if where else ""
+    order = "" if one else " ORDER BY v.seq"
     insert = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT (SELECT id "
-              f"FROM catalogs WHERE name = v.catalog), {values} FROM {source} "
-              f"ORDER BY v.seq {_DEDUP}{_INSERTED}")
+              f"FROM catalogs WHERE name = v.catalog), {values} FROM {source}{order} "
+              f"{_DEDUP}{_INSERTED}")
     return (f"WITH {first}ins AS ({insert}) SELECT {answer} FROM ins",
-            f"WITH {first}ins AS ({insert}), counted AS ({count_new('ins')}) "
+            f"WITH {first}ins AS ({insert}), counted AS ({count_new('ins', one_row=one)}) "
             f"SELECT {answer} FROM ins")
 
 
+
+
+def _small(joined: str = "", first: str = "", answer: str = "count(*)",
+           where: str = "") -> list[list[tuple[str, str]]]:
+    """_inserting's pairs for a small batch, by `marked` then by whether the batch is
+    one row (_ONE_ROW, else _JSON_ROWS), its source followed by `joined`. One row is
+    every batch at one caller: planned as a batch, it cost 25-30 us more of the
+    database's CPU a write (2026-12-07, bench/pg_write.py)."""
+    return [[_inserting(_EVENT_COLUMNS, f"{_ONE_ROW}{joined}", first, answer, where, marked,
+                        one=True) if one else
+             _inserting(_JSON_VALUES, f"{_JSON_ROWS}{joined}", first, answer, where, marked)
+             for one in (False, True)] for marked in (False, True)]
+
+
 # Each statement below as a pair, by whether its batch holds rows answered before
-# their commit, which it checks against the resets (`marked`).
-_FROM_JSON = [_inserting(_JSON_VALUES, _JSON_ROWS, marked=m) for m in (False, True)]
+# their commit, which it checks against the resets (`marked`); those of a small batch
+# by whether it is one row too (see _small).
+_SMALL = _small()
 _FROM_COPY = [_inserting(_EVENT_COLUMNS, f"{_INCOMING} v", where="v.seq >= %s", marked=m)
               for m in (False, True)]
-# The same as _FROM_JSON, the writers' turn taken by the statement itself: a row of
+# The same as _SMALL, the writers' turn taken by the statement itself: a row of
 # the batch joins the turn's one row, so no row (and no id from the sequence, taken
 # as rows are inserted) comes before the turn is held. One statement, sent alone in
 # autocommit, is its own transaction: one round trip, no pipeline, no turn statement.
-_FROM_JSON_IN_TURN = [_inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", _TURN_FIRST,
-                                 marked=m) for m in (False, True)]
+_SMALL_IN_TURN = _small(" CROSS JOIN turn", _TURN_FIRST)
 # Whether no product of the branches a batch's rows were joined with changed since
 # they were read (parameter: JSON records of branch and generation, see
 # `products_to_join`): a generation moves with every product write, in its transaction.
@@ -230,16 +254,15 @@ _FROM_JSON_IN_TURN = [_inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", 
 # called: after the writers' turn is held, in a statement that takes it (see
 # _MARKS_IN_TURN).
 _UNCHANGED = "SELECT footfall_products_unchanged(%s::json, true)"
-# _FROM_JSON_IN_TURN that inserts nothing when _UNCHANGED says no (its first parameter),
+# _SMALL_IN_TURN that inserts nothing when _UNCHANGED says no (its first parameter),
 # and answers it beside the count. (Read with the statement's snapshot, taken before
 # it waited for the turn, a product another replica changed meanwhile went unseen,
 # and the batch was stored joined with what it was before.)
-_FROM_JSON_IF_UNCHANGED = [_inserting(
-    _JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn CROSS JOIN unchanged",
+_SMALL_IF_UNCHANGED = _small(
+    " CROSS JOIN turn CROSS JOIN unchanged",
     f"{_TURN_FIRST}unchanged AS MATERIALIZED (SELECT footfall_products_unchanged(%s::json, "
     "turn.held IS NOT NULL) AS ok FROM turn), ",
-    "count(*), (SELECT ok FROM unchanged)", where="unchanged.ok", marked=m)
-    for m in (False, True)]
+    "count(*), (SELECT ok FROM unchanged)", where="unchanged.ok")
 # The products of a branch among some ids, with the branch's generation, as of one
 # snapshot (one statement): at least one row, whose product_id is NULL if none is found.
 _PRODUCTS_AS_OF = ("SELECT (SELECT generation FROM product_generations WHERE branch = %s), "
@@ -269,7 +292,7 @@ def _text(value: str) -> str:
 
 
 def _as_json(rows: Sequence[EventRow], answered: Collection[int] = ()) -> str:
-    """The parameter of _FROM_JSON: `rows` as JSON (text as _nul_safe writes it);
+    """The parameter of _JSON_ROWS: `rows` as JSON (text as _nul_safe writes it);
     those whose id() is among `answered` (answered before their commit) say when
     they were received as `answered` too (see _NOT_RESET)."""
     records = [
@@ -289,8 +312,15 @@ def _as_json(rows: Sequence[EventRow], answered: Collection[int] = ()) -> str:
     return orjson.dumps(records).decode()
 
 
+def _row_params(row: EventRow, answered: Collection[int]) -> list[Any]:
+    """The parameters of _ONE_ROW (and a row of COPY): `row`'s columns, and when it was
+    received if its id() is among `answered` (answered before its commit, see
+    _NOT_RESET)."""
+    return [*row.as_params(), row.received_us if id(row) in answered else None]
+
+
 def _lines_json(lines: Sequence[NewLine]) -> str:
-    """The last parameter of the second statement of each of _FROM_JSON's and
+    """The last parameter of the second statement of each of _SMALL's and
     _FROM_COPY's pairs: rollups.new_lines as JSON (a revenue as text: NaN and
     infinities are no JSON numbers)."""
     return orjson.dumps([
@@ -795,13 +825,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             if answered else None
         marked = oldest is not None
         if len(rows) < COPY_FROM_ROWS:
-            params: list[Any] = [_as_json(rows, answered)]
+            one = len(rows) == 1
+            params = _row_params(rows[0], answered) if one else [_as_json(rows, answered)]
             if not in_turn:
-                statements = _FROM_JSON[marked]
+                statements = _SMALL[marked][one]
             elif unchanged is None:
-                statements = _FROM_JSON_IN_TURN[marked]
+                statements = _SMALL_IN_TURN[marked][one]
             else:
-                statements = _FROM_JSON_IF_UNCHANGED[marked]
+                statements = _SMALL_IF_UNCHANGED[marked][one]
                 params.insert(0, unchanged)
         else:
             first = self._copy_seq
@@ -809,8 +840,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                           "STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for seq, row in enumerate(rows, start=first):
-                    copy.write_row((seq, *row.as_params(),
-                                    row.received_us if id(row) in answered else None))
+                    copy.write_row((seq, *_row_params(row, answered)))
             self._copy_seq = first + len(rows)
             params = [first]
             statements = _FROM_COPY[marked]
