@@ -6,9 +6,10 @@ backends, read in nanoseconds from /proc/PID/schedstat (a tick of /proc/PID/stat
 10 ms, a few writes).
 
     python -m bench.pg_write REV [--requests 1500] [--reps 10] [--callers 1]
-        [--port 0]
+        [--port 0] [--database-prefix footfall_pg_write]
 
-`--port N`: the servers listen on N to N+3 (0: free ports of their own). On a
+`--port N`: the servers listen on N to N+3 (0: free ports of their own);
+`--database-prefix`: what the names of its databases begin with. On a
 shared machine trust the CPU per write (the least over the turns too) before the
 rates, which the others' load moves by half.
 """
@@ -87,7 +88,8 @@ def _port(ready: str) -> int:
     return int(json.loads(ready)["grpcPort"])
 
 
-def run(rev: str, requests: int, reps: int, callers: int, port: int) -> dict[str, Any]:
+def run(rev: str, requests: int, reps: int, callers: int, port: int,
+        prefix: str = "footfall_pg_write") -> dict[str, Any]:
     frame = write.frame_file()
     servers: dict[str, tuple[int, int, str | None]] = {}
     try:
@@ -97,7 +99,7 @@ def run(rev: str, requests: int, reps: int, callers: int, port: int) -> dict[str
                     database = None
                     store = "sqlite:///FOLDER/events.db"
                     if kind == "postgres":
-                        store = stack.enter_context(postgres_database("footfall_pg_write"))
+                        store = stack.enter_context(postgres_database(prefix))
                         database = store.rsplit("/", 1)[1]
                     pid, bound = stack.enter_context(
                         serving(code, store, port + len(servers) if port else 0))
@@ -141,8 +143,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--callers", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--database-prefix", default="footfall_pg_write")
     args = parser.parse_args()
-    table = run(args.rev, args.requests, args.reps, args.callers, args.port)
+    table = run(args.rev, args.requests, args.reps, args.callers, args.port,
+                args.database_prefix)
     print(f"before = {args.rev}; load average "
           f"{'/'.join(f'{x:.1f}' for x in table.pop('load_average'))} at the end")
     print(f"{'':18}{'per s':>7} {'p50 ms':>7} {'server us':>10} {'(least)':>8} "
