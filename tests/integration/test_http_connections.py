@@ -504,20 +504,29 @@ def test_at_the_cap_honest_bodies_begun_first_do_not_hide_a_trickled_one(
                 time.sleep(0.01)
 
         trickle(time.monotonic() + ROOM_AFTER + 0.2)
-        answers = []
-        for _ in range(3):
-            with raw(running.http_port) as newcomer:
-                newcomer.sendall(HEAD)
-                answers.append(newcomer.recv(100)[:12])
-            if answers[-1] == b"HTTP/1.1 200":
-                break
-            trickle(time.monotonic() + 0.1)
+        answers = newcomers(running.http_port,
+                            between=lambda: trickle(time.monotonic() + 0.1))
         assert answers[-1] == b"HTTP/1.1 200", answers
         _, answer = read_until_closed(slow)
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
         steady.sendall(padded[sent:])  # the steady one was never cut
         _, answer = read_until_closed(steady)
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def newcomers(port: int, tries: int = 3, between: Callable[[], object] = lambda: None
+              ) -> list[bytes]:
+    """The status lines of up to `tries` newcomers asking HEAD, one after another until
+    one is answered 200 (`between()` run between two)."""
+    answers: list[bytes] = []
+    for _ in range(tries):
+        with raw(port) as newcomer:
+            newcomer.sendall(HEAD)
+            answers.append(newcomer.recv(100)[:12])
+        if answers[-1] == b"HTTP/1.1 200":
+            break
+        between()
+    return answers
 
 
 def paced_readers(readers: list[socket.socket], rate: int, got: list[bytearray],
@@ -592,13 +601,7 @@ def test_at_the_cap_honest_closing_tails_first_do_not_hide_a_hostile_one(
         hostile = opened()  # (it takes nothing)
         wait_for(lambda: len(site._closing) == cap, "the one that takes nothing closed too")
         time.sleep(ROOM_AFTER + 0.2)
-        answers = []
-        for _ in range(3):
-            with raw(running.http_port) as newcomer:
-                newcomer.sendall(HEAD)
-                answers.append(newcomer.recv(100)[:12])
-            if answers[-1] == b"HTTP/1.1 200":
-                break
+        answers = newcomers(running.http_port)
         assert answers[-1] == b"HTTP/1.1 200", answers
         assert closed_by_server(hostile)
         unpaced.set()  # (the rest at once)

@@ -252,14 +252,7 @@ def test_a_read_paced_as_it_goes_is_charged_what_it_cost_from_then_on() -> None:
     async def main() -> None:
         last = [-math.inf]
         listing = Listing(100, lambda: last[0])  # up to 20 ms unspent
-        charged: list[float] = []
-        spent = listing.reading.spent
-
-        def noted(taken: float, seconds: float, party: Any = "", group: Any = None) -> None:
-            charged.append(seconds)
-            spent(taken, seconds, party, group)
-
-        listing.reading.spent = noted  # type: ignore[method-assign]
+        charged = charges(listing)
         chunks = Chunks(5, 0.01)
         read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
         await asyncio.to_thread(chunks.begun.wait, 30)
