@@ -1598,6 +1598,19 @@ def _tls_client() -> ssl.SSLContext:
     return context
 
 
+def _tls_newcomer_answered(port: int, stack: contextlib.ExitStack, holders: str) -> None:
+    """A TLS newcomer at the cap is admitted and answered (its connection closed with
+    `stack`); refused, the test fails saying `holders` kept the places."""
+    try:
+        newcomer = _tls_client().wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                                      timeout=BOUND))
+    except ssl.SSLError:  # (no handshake: refused, 503 in plain text)
+        pytest.fail(f"the newcomer was refused: {holders} kept the places")
+    stack.callback(newcomer.close)
+    newcomer.sendall(HEAD)
+    assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+
+
 def _closed_below_tls(tls: ssl.SSLSocket) -> float:
     """Seconds until the server closes the TCP connection under `tls` (its bytes read
     raw, never answered: a client that never sends close_notify); fails after BOUND."""
@@ -1675,14 +1688,7 @@ def test_at_the_cap_a_tls_connection_the_server_closed_frees_its_place(
         time.sleep(head_timeout + ROOM_AFTER + 0.2)  # closed at the head deadline, still there
         assert site.open_connections == cap
         for cut in held:  # the first closed first
-            try:
-                newcomer = _tls_client().wrap_socket(socket.create_connection(
-                    ("127.0.0.1", running.http_port), timeout=BOUND))
-            except ssl.SSLError:  # (no handshake: refused, 503 in plain text)
-                pytest.fail("the newcomer was refused: the closing connections kept the places")
-            stack.callback(newcomer.close)
-            newcomer.sendall(HEAD)
-            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+            _tls_newcomer_answered(running.http_port, stack, "the closing connections")
             assert _closed_below_tls(cut) < 2.0
             wait_for(lambda: site.open_connections <= cap, "the closing connection gone")
 
@@ -1764,14 +1770,7 @@ def test_at_the_cap_a_tls_handshake_never_finished_makes_room(
             held[-1].sendall(sent)
         wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
         time.sleep(ROOM_AFTER + 0.2)
-        try:
-            newcomer = _tls_client().wrap_socket(socket.create_connection(
-                ("127.0.0.1", running.http_port), timeout=BOUND))
-        except ssl.SSLError:  # (no handshake: refused, 503 in plain text)
-            pytest.fail("the newcomer was refused: handshakes never finished kept the places")
-        stack.callback(newcomer.close)
-        newcomer.sendall(HEAD)
-        assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        _tls_newcomer_answered(running.http_port, stack, "handshakes never finished")
         took, said = read_until_closed(held[0])  # (the first accepted)
         assert took < 2.0 and said == b""
         wait_for(lambda: site.open_connections <= cap, "the cut connection gone")
