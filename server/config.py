@@ -100,8 +100,7 @@ SERVER_ADDRESS = re.compile(r"(?:(?P<user>[^@/\s]+)@)?"
 # argparse also runs `parse` over a default that is a string, so a kind of text must
 # accept its own output (str and _one_of's and STORE's do).
 TEXT: Kind[str] = Kind(str, "text")
-STORE: Kind[str] = Kind(store_url_of, "a store URL or a SQLite file's path",
-                        show=lambda url: shown_store(url))
+STORE: Kind[str] = Kind(store_url_of, "a store URL or a SQLite file's path", show=shown_store)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 

@@ -822,8 +822,7 @@ async def _entered(shares: CallShares, context: grpc.aio.ServicerContext) -> Non
     try:
         await asyncio.sleep(entered.seconds)
     except asyncio.CancelledError:  # (its client cancelled it, or its deadline passed)
-        if entered.refusal is None:
-            shares.gone(entered)
+        shares.gone(entered)
         raise
     if entered.refusal is not None:
         await context.abort_with_status(rpc_status.to_status(status_of(entered.refusal)))

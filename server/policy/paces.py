@@ -112,9 +112,9 @@ class KeyPaces:
         return Paced(wait, kept=kept, every=every)
 
     def give_back(self, paced: Paced) -> None:
-        """Give the key of a call that waited for its time (`paced`, not refused) and
-        ended before it came, its client gone, the time it took: its next call may
-        have it. (Kept, a client's 250 calls at once with a 1 s deadline, its key
+        """Give the key of a call that waited for its time (`paced`) and ended before
+        it came, its client gone, the time it took: its next call may have it (a call
+        to be refused took none). (Kept, a client's 250 calls at once with a 1 s deadline, its key
         paced at 100 a second, had the 55 past their deadline, sent again at once,
         served in 1.1 s, behind the time of those given up; given back, in 0.55 s.)"""
         if paced.kept is not None and paced.kept in self._due:  # (its time is to come)
