@@ -61,8 +61,10 @@ STORE_SCHEMES = frozenset({"sqlite", "memory", "postgres", "postgresql"})
 
 def shown_store(url: str) -> str:
     """A store URL as --help may show it (a default from FOOTFALL_STORE, say): without
-    its passwords (`serve --help` showed them as given)."""
-    from server.store.url_passwords import redacted  # (which imports this module)
+    its passwords (`serve --help` showed them as given). (server.url_passwords, not
+    server.store: a command's parser is made before GRPC_VERBOSITY is set, and the
+    store's package imports grpc, which reads it once.)"""
+    from server.url_passwords import redacted  # (which imports this module)
 
     return redacted(url)
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 from server.config import CONNECTION_STRING, store_url_of
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
-from server.store.url_passwords import (
+from server.url_passwords import (
     Address,
     libpq_misreads,
     password_spans,

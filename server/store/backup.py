@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from server.store import open_store, redacted, sqlite_path
 from server.store.sqlite import SqliteStore
-from server.store.url_passwords import postgres_address
+from server.url_passwords import postgres_address
 
 
 class BackupRefused(Exception):
