@@ -15,10 +15,7 @@ A caller is its key (any key but an admin's, whose calls are not counted). With 
 on, the calls without a key (health checks) are one caller together, as their streams
 are (--max-keyless-streams): counted by address, three addresses (an IPv6 client has
 as many /64s as it likes) making health checks and reading no answer held every call,
-and every key's calls, an admin's too, were refused. Within that share, one client
-address may hold KEYLESS_PER_ADDRESS of them: one address keeping 3,333 unread held
-the share, and every other prober's health check without a key (a load balancer's, a
-kubelet's) was refused. With auth off, a caller is its
+and every key's calls, an admin's too, were refused. With auth off, a caller is its
 client address as ports.client_address has it (an IPv6 client's /64).
 
 A call refused is counted (footfall_calls_refused_over_share_total) and logged, the
@@ -57,8 +54,6 @@ LEAST_SHARE = 100
 
 # The caller of every call without a key, with auth on.
 WITHOUT_A_KEY = "(without a key)"
-# ... of which one client address may have this many in progress (a prober has one).
-KEYLESS_PER_ADDRESS = 16
 
 # A connection's peer (`ipv6:%5B2001:db8::1%5D:5678`) as client_address has it, which
 # takes 20 us for an IPv6 one: looked up once for a connection's calls.
@@ -78,7 +73,6 @@ class CallShares:
         self._lines = LineBudget(PUBLIC_KEY_LINES, "calls refused past their caller's share",
                                  " of one caller")
         self._held: dict[object, int] = {}
-        self._keyless: dict[str, int] = {}  # the calls without a key, by client address
 
     def __len__(self) -> int:
         """How many callers hold calls now."""
@@ -89,8 +83,6 @@ class CallShares:
         until it ends: why not, when its caller holds its share already; its wait
         (Paced) when its key is paced and the call is early."""
         caller, grant = self._caller(context)
-        if caller is WITHOUT_A_KEY:
-            return self._enter_keyless(context)
         if caller is not None:
             held = self._held.get(caller, 0)
             if held >= self.share:
@@ -99,34 +91,12 @@ class CallShares:
             context.add_done_callback(lambda _call: self._leave(caller))
         return self._paces.of(grant, context.time_remaining)
 
-    def _enter_keyless(self, context: Any) -> str | None:
-        """`enter` for a call without a key (auth on): counted in their share, and in
-        its client address's KEYLESS_PER_ADDRESS of it."""
-        held = self._held.get(WITHOUT_A_KEY, 0)
-        if held >= self.share:
-            return self._refuse(WITHOUT_A_KEY, None, held)
-        address = _address_of(context.peer())
-        of_address = self._keyless.get(address, 0)
-        if of_address >= KEYLESS_PER_ADDRESS:
-            return self._refuse(address, None, of_address, keyless=True)
-        self._held[WITHOUT_A_KEY] = held + 1
-        self._keyless[address] = of_address + 1
-        context.add_done_callback(lambda _call: self._leave_keyless(address))
-        return None
-
-    def _leave_keyless(self, address: str) -> None:
-        self._leave(WITHOUT_A_KEY)
-        held = self._keyless.pop(address) - 1
-        if held:
-            self._keyless[address] = held
-
     def gone(self, paced: Paced) -> None:
         """A call that waited for its time (`paced`, as `enter` gave it) ended before
         it came: its key has that time back."""
         self._paces.give_back(paced)
 
-    def _refuse(self, caller: object, grant: Grant | None, held: int,
-                keyless: bool = False) -> str:
+    def _refuse(self, caller: object, grant: Grant | None, held: int) -> str:
         """Count and log (within the caller's budget of lines) a call refused past its
         caller's share; what its status says."""
         key_name = None if grant is None else grant.name
@@ -140,15 +110,11 @@ class CallShares:
         else:
             name, who, has = f"client address {caller}", "this client address", "has"
         most = "they may have together" if caller is WITHOUT_A_KEY else "one caller may have"
-        if keyless:
-            limit, most = "", "one client address may have without a key"
-        limit = limit and f" {limit}"
         if log.isEnabledFor(logging.INFO) and self._lines.take(name):
             log.info("call refused RESOURCE_EXHAUSTED: %s %s %d calls in progress, the most "
-                     "%s%s", name, has, held, most, limit)
-        return (f"{who} {has} {held} calls in progress, the most {most}{limit}: take the "
-                "answers of the calls made, or wait for some to end"
-                + (", or send a key (x-goog-api-key)" if keyless else ""))
+                     "%s %s", name, has, held, most, limit)
+        return (f"{who} {has} {held} calls in progress, the most {most} {limit}: take the "
+                "answers of the calls made, or wait for some to end")
 
     def _leave(self, caller: object) -> None:
         held = self._held.pop(caller) - 1

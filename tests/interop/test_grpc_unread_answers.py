@@ -17,7 +17,6 @@ import pytest
 import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .console import Console
 from .http2 import (
@@ -274,29 +273,3 @@ def test_health_checks_without_a_key_never_read_leave_the_keys_their_calls(
         finally:
             for sock, _ in held:
                 sock.close()
-
-
-@pytest.mark.timeout(120)
-def test_one_address_holds_few_of_the_calls_without_a_key(tmp_path: Path) -> None:
-    """Callers without a key hold a share together; within it, one client address
-    holds at most 16 calls: one address keeping a share's health checks unread held
-    all of it, and every other prober's health check without a key (a load balancer's,
-    a kubelet's) was refused RESOURCE_EXHAUSTED for as long."""
-    keys = write_keys(tmp_path / "keys.json", {OTHER: ("reader", ["p"])})
-    share = MOST_CALLS // 3
-    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
-                        str(keys), "--max-concurrent-rpcs", str(MOST_CALLS),
-                        "--max-streams", "100", "--max-watches", "100") as server:
-        sock, frames = _health_checks_unread(server.port, share, "127.0.0.5")
-        try:
-            refused = _ended(frames, share - 16)
-            assert len(refused) == share - 16
-            with grpc.insecure_channel(server.address) as channel:
-                answer = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=RPC_DEADLINE)
-            assert answer.status == health_pb2.HealthCheckResponse.SERVING
-        finally:
-            sock.close()
-    said = [line for line in server.log if "call refused RESOURCE_EXHAUSTED" in line]
-    assert said and all("client address 127.0.0.5 has 16 calls in progress, the most one "
-                        "client address may have without a key" in line for line in said)
