@@ -15,8 +15,12 @@ A caller is its key (any key but an admin's, whose calls are not counted). With 
 on, the calls without a key (health checks) are one caller together, as their streams
 are (--max-keyless-streams): counted by address, three addresses (an IPv6 client has
 as many /64s as it likes) making health checks and reading no answer held every call,
-and every key's calls, an admin's too, were refused. With auth off, a caller is its
-client address as ports.client_address has it (an IPv6 client's /64).
+and every key's calls, an admin's too, were refused. Within that share one client
+address may hold what the keyless pacing lets it have in progress at once
+(KEYLESS_PER_ADDRESS), never more than half of it: one address keeping a share's
+health checks unread held it all, and every other prober's health check without a
+key (a load balancer's, a kubelet's) was refused meanwhile. With auth off, a caller
+is its client address as ports.client_address has it (an IPv6 client's /64).
 
 A call refused is counted (footfall_calls_refused_over_share_total) and logged, the
 lines of one caller within a budget (as those of the calls refused of one client
@@ -35,7 +39,7 @@ from functools import lru_cache
 from typing import Any
 
 from server.errors import FootfallError
-from server.policy import PUBLIC_KEY_LINES, LineBudget
+from server.policy import PUBLIC_KEY_LINES, WAITING_PER_ADDRESS, LineBudget
 from server.policy.auth import Authenticator, Grant, Role
 from server.policy.metrics import Metrics
 from server.policy.paces import KeyPaces, Paced
@@ -54,6 +58,16 @@ LEAST_SHARE = 100
 
 # The caller of every call without a key, with auth on.
 WITHOUT_A_KEY = "(without a key)"
+# ... of whose calls one client address may have this many in progress: what the
+# keyless pacing (server.policy.KeylessRefusals) lets one address have at once, its
+# WAITING_PER_ADDRESS waiting past its budget for their answers, and 84 more: its
+# requests being read and waiting their turn to be (4 and 64, server.rpc) and its
+# health watches (16, --max-keyless-streams-per-address). A bound of 16 refused the
+# calls of a client keeping 400 health checks in flight, which that pacing serves; they
+# had 259 in progress at most (256 waiting), beside two CPU burners too. Never more
+# than half the share, so that another address's probe finds room however small
+# --max-concurrent-rpcs is.
+KEYLESS_PER_ADDRESS = WAITING_PER_ADDRESS + 84
 
 # A connection's peer (`ipv6:%5B2001:db8::1%5D:5678`) as client_address has it, which
 # takes 20 us for an IPv6 one: looked up once for a connection's calls.
@@ -73,6 +87,8 @@ class CallShares:
         self._lines = LineBudget(PUBLIC_KEY_LINES, "calls refused past their caller's share",
                                  " of one caller")
         self._held: dict[object, int] = {}
+        self.keyless_per_address = min(KEYLESS_PER_ADDRESS, max(1, self.share // 2))
+        self._keyless: dict[str, int] = {}  # the calls without a key, by client address
 
     def __len__(self) -> int:
         """How many callers hold calls now."""
@@ -83,6 +99,8 @@ class CallShares:
         until it ends: why not, when its caller holds its share already; its wait
         (Paced) when its key is paced and the call is early."""
         caller, grant = self._caller(context)
+        if caller is WITHOUT_A_KEY:
+            return self._enter_keyless(context)
         if caller is not None:
             held = self._held.get(caller, 0)
             if held >= self.share:
@@ -95,6 +113,41 @@ class CallShares:
         """A call that waited for its time (`paced`, as `enter` gave it) ended before
         it came: its key has that time back."""
         self._paces.give_back(paced)
+
+    def _enter_keyless(self, context: Any) -> str | None:
+        """`enter` for a call without a key (auth on): counted in the share of such
+        calls, and in its client address's part of it (keyless_per_address)."""
+        held = self._held.get(WITHOUT_A_KEY, 0)
+        if held >= self.share:
+            return self._refuse(WITHOUT_A_KEY, None, held)
+        address = _address_of(context.peer())
+        of_address = self._keyless.get(address, 0)
+        if of_address >= self.keyless_per_address:
+            return self._refuse_keyless(address, of_address)
+        self._held[WITHOUT_A_KEY] = held + 1
+        self._keyless[address] = of_address + 1
+        context.add_done_callback(lambda _call: self._leave_keyless(address))
+        return None
+
+    def _leave_keyless(self, address: str) -> None:
+        self._leave(WITHOUT_A_KEY)
+        held = self._keyless.pop(address) - 1
+        if held:
+            self._keyless[address] = held
+
+    def _refuse_keyless(self, address: str, held: int) -> str:
+        """Count and log (within the address's budget of lines) a call without a key
+        refused past its client address's part of their share; what its status says."""
+        self._refused.inc()
+        name = f"client address {address}"
+        limit = (f"({self.keyless_per_address:,} of the {self.share:,} the callers without a "
+                 f"key may have together)")
+        if log.isEnabledFor(logging.INFO) and self._lines.take(name):
+            log.info("call refused RESOURCE_EXHAUSTED: %s has %d calls without a key in "
+                     "progress, the most one client address may have %s", name, held, limit)
+        return (f"this client address has {held} calls without a key in progress, the most "
+                f"one client address may have {limit}: take the answers of the calls made, "
+                f"or wait for some to end, or send a key (x-goog-api-key)")
 
     def _refuse(self, caller: object, grant: Grant | None, held: int) -> str:
         """Count and log (within the caller's budget of lines) a call refused past its

@@ -17,6 +17,7 @@ import pytest
 import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .console import Console
 from .http2 import (
@@ -273,3 +274,36 @@ def test_health_checks_without_a_key_never_read_leave_the_keys_their_calls(
         finally:
             for sock, _ in held:
                 sock.close()
+
+
+@pytest.mark.timeout(120)
+def test_one_address_holds_part_of_the_calls_without_a_key(tmp_path: Path) -> None:
+    """Callers without a key hold a share together; within it one client address
+    holds at most what the keyless pacing lets it have at once, and never half: one
+    address keeping a share's health checks unread held all of it, and every other
+    prober's health check without a key (a load balancer's, a kubelet's) was refused
+    RESOURCE_EXHAUSTED for as long. (The share is 200 here: an address holds 100.)"""
+    keys = write_keys(tmp_path / "keys.json", {OTHER: ("reader", ["p"])})
+    share = MOST_CALLS // 3
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
+                        str(keys), "--max-concurrent-rpcs", str(MOST_CALLS),
+                        "--max-streams", "100", "--max-watches", "100") as server:
+        # (within the address's burst of 200: each answered at once, and held unread)
+        sock, frames = _health_checks_unread(server.port, share, "127.0.0.5")
+        try:
+            refused = _ended(frames, share // 2)  # (all taken: the rest held)
+            with grpc.insecure_channel(server.address) as channel:  # (from 127.0.0.1)
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=RPC_DEADLINE)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            refused |= {stream for kind, flags, stream, _ in frames.read(1.0)
+                        if kind == HEADERS and flags & END_STREAM}  # (none: the rest held)
+            assert len(refused) == share // 2
+        finally:
+            sock.close()
+    said = [line for line in server.log if "call refused RESOURCE_EXHAUSTED" in line]
+    assert said and all(
+        "client address 127.0.0.5 has 100 calls without a key in progress, the most one "
+        "client address may have (100 of the 200 the callers without a key may have "
+        "together)" in line
+        for line in said), said[:3]

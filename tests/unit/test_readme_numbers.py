@@ -21,6 +21,7 @@ from server.console import feed, queries
 from server.http import connections, gateway
 from server.insights import funnel_request
 from server.operations import service as operations_service
+from server.policy import call_shares
 from server.retail import (
     bulk_import,
     collect,
@@ -136,6 +137,11 @@ STATED = [
            lambda: operations_service.WAIT_POLL_SECONDS),
     Stated(rf"at most {N} every [\d.]+ s", lambda: policy.KEYLESS_LINES),
     Stated(rf"at most [\d,]+ every {N} s", lambda: policy.KEYLESS_LINES_SECONDS),
+    # Limits: the calls without a key of one client address
+    Stated(rf"one client address \(an IPv6 client's /64\) may hold {N} of them",
+           lambda: call_shares.KEYLESS_PER_ADDRESS),
+    Stated(rf"in progress at once \({N} waiting, see below",
+           lambda: policy.WAITING_PER_ADDRESS),
     # Scaling out: the health probe of PostgreSQL
     Stated(rf"`SELECT 1` answered within {N} s", lambda: postgres.PROBE_SECONDS),
     Stated(rf"no answer within {N} s \(a database", lambda: postgres.PROBE_SECONDS),
