@@ -89,7 +89,7 @@ from server.policy.auth import (
     project_of,
 )
 from server.policy.envelope import Envelope, json_large
-from server.policy.paces import Paced
+from server.policy.paces import Paced, TooManyWaiting
 from server.ports import http_refusal, ip_prefix
 from server.retail.collect import Requester, pixel_body
 
@@ -375,6 +375,9 @@ class HttpGateway:
         self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
         self._project_streams: dict[str, int] = {}  # of those, each project's
+        # A paced key's requests waiting for their time at most (see KeyPaces.hold):
+        # each holds its connection, and a key's holder held every one.
+        self._paced_waiting = max(1, settings.http_max_connections // 4)
         # The servicer's CollectUserEvent for pixels answered once queued, or None
         # (--durable-pixels, or no retail v2 servicer): see pixel.inline.
         events: Any = servicers.get(pixel.INLINE_RPC.rpartition(".")[0])
@@ -525,7 +528,8 @@ class HttpGateway:
             envelope.check_named(method, grant, bare)  # (the role and project, too)
             paced = self._policy.key_paces.of(grant, context.time_remaining)
             if paced is not None:  # (its body not read meanwhile)
-                await self._wait_for_time(request, paced)
+                assert grant is not None
+                await self._wait_for_time(request, paced, grant)
                 if paced.refusal is not None:
                     raise paced.refusal
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
@@ -560,7 +564,8 @@ class HttpGateway:
                 past = keyless and await self._policy.keyless_refusals.refused(client)
             except ResourceExhausted as waiting:  # (too many wait: at once, closing)
                 return self._refused(request, route, output, waiting, closing=True)
-            return self._refused(request, route, output, refused, closing=past)
+            return self._refused(request, route, output, refused,
+                                 closing=past or isinstance(exc, TooManyWaiting))
         if route.method.server_streaming:
             self._bodies.give_back(holder, len(body))
             return await self._stream(request, route, path_values, context, output, started,
@@ -619,31 +624,45 @@ class HttpGateway:
         if paced is None:
             return self._collect(request, route, path_values, collect_queued, started, context,
                                  grant)
-        return self._paced_pixel(request, paced, functools.partial(
+        assert grant is not None
+        return self._paced_pixel(request, paced, grant, functools.partial(
             self._collect, request, route, path_values, collect_queued, started, context, grant))
 
-    async def _paced_pixel(self, request: web.Request, paced: Paced,
+    async def _paced_pixel(self, request: web.Request, paced: Paced, grant: Grant,
                            collect: Callable[[ResourceExhausted | None], web.Response]
                            ) -> web.Response:
         """The answer of `collect()`, a pixel's rest, once its paced key's time has
-        come; its refusal after as long when that is too far off (KeyPaces)."""
-        await self._wait_for_time(request, paced)
+        come; its refusal after as long when that is too far off (KeyPaces), or at
+        once, closing, when too many of the key's requests wait already."""
+        try:
+            await self._wait_for_time(request, paced, grant)
+        except TooManyWaiting as refusal:
+            answer = collect(refusal)
+            answer.force_close()
+            return answer
         return collect(paced.refusal)
 
-    async def _wait_for_time(self, request: web.Request, paced: Paced) -> None:
+    async def _wait_for_time(self, request: web.Request, paced: Paced, grant: Grant) -> None:
         """Wait for a paced key's call's time (`paced`); given up (its task cancelled)
         if its connection is lost meanwhile, its time given back to the key. aiohttp
         cancels no handler when its client goes: 2,202 paced requests sent, each
         connection closed at once, held their places and took their key's time for
         the 2 s of their waits, and were counted refused after their clients had
-        gone."""
+        gone. TooManyWaiting at once when as many of the key's requests wait already
+        as it may have (KeyPaces.hold): each holds its connection, and one key's
+        holder, waiting 2 s on each, held every connection the server takes."""
+        paces = self._policy.key_paces
+        too_many = paces.hold(grant, paced, self._paced_waiting)
+        if too_many is not None:
+            raise too_many
         stop = _cancel_when_lost(request)
         try:
             await asyncio.sleep(paced.seconds)
         except asyncio.CancelledError:
-            self._policy.key_paces.give_back(paced)
+            paces.give_back(paced)
             raise
         finally:
+            paces.let_go(grant)
             if stop is not None:
                 stop()
 

@@ -14,6 +14,13 @@ after waiting that long itself (so that more calls in flight gain nothing), coun
 and logged within a budget of lines as refusals past a share are. Paced at 300 a
 second, the same flood left the other project's writes 0.3-1.1 of their rate without
 it (three runs on a loaded machine; unpaced, 0.02-0.04).
+
+Over gRPC the calls of a key that wait are bounded by its share; over HTTP a request
+that waits holds its connection, and a key's were bounded only by the connection cap:
+a key's holder (anyone, for a shop's writer key) could hold every connection, each
+waiting its 2 s. So a key's HTTP requests wait at most those its pace serves within
+PACE_WAIT and WAITING_PAST_PACE more (never more than the gateway allows one key, a
+quarter of --http-max-connections); the next is refused at once (KeyPaces.hold).
 """
 
 from __future__ import annotations
@@ -41,12 +48,21 @@ SLACK = 1e-6
 # waiting for their time (5,000 paced at 0.01 a second), each call of one went through
 # them all, 0.7 ms of the loop.
 PACES_KEPT = 4096
+# A paced key's requests over HTTP that wait at once, past those its pace serves within
+# PACE_WAIT (each waiting to be refused, so that a client keeping more in flight gains
+# nothing from them): past these, refused at once.
+WAITING_PAST_PACE = 16
 
 # What a key's time is kept by: its grant's identity and its pace. A reload that gives
 # the key another pace starts it afresh: kept by identity alone, a key paced at 0.5 a
 # second and raised to 100 by a SIGHUP had its calls wait, or refused, for the
 # seconds its old pace had taken ahead.
 _Kept = tuple[bytes, float]
+
+
+class TooManyWaiting(ResourceExhausted):
+    """A request of a paced key over HTTP refused at once: as many of the key's wait
+    already as it may have (KeyPaces.hold)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,8 @@ class KeyPaces:
         # By key (_Kept): the clock's time when its next call is on time
         self._due: dict[_Kept, float] = {}
         self._most_kept = PACES_KEPT
+        # By key (its grant's identity): its requests over HTTP waiting now (see hold)
+        self._waiting: dict[bytes, int] = {}
 
     def of(self, grant: Grant | None,
            deadline_in: Callable[[], float | None] | None = None) -> Paced | None:
@@ -120,6 +138,39 @@ class KeyPaces:
         served in 1.1 s, behind the time of those given up; given back, in 0.55 s.)"""
         if paced.kept is not None and paced.kept in self._due:  # (its time is to come)
             self._due[paced.kept] -= paced.every
+
+    def hold(self, grant: Grant, paced: Paced, most: int) -> TooManyWaiting | None:
+        """Count `paced`, the wait of a request of `grant`'s key over HTTP, among the
+        key's (`let_go` once it ends); unless as many wait already as the key may have:
+        those its pace serves within PACE_WAIT and WAITING_PAST_PACE more, `most` at
+        most. Then its refusal (counted and logged as any past the key's pace), to be
+        answered at once, its time given back."""
+        pace = grant.calls_per_second or 1.0
+        held = self._waiting.get(grant.identity, 0)
+        if held < min(most, int(pace * PACE_WAIT) + 1 + WAITING_PAST_PACE):
+            self._waiting[grant.identity] = held + 1
+            return None
+        self.give_back(paced)
+        name = f"key {grant.name}"
+        if paced.refusal is None:  # (else counted, and logged, as past its pace already)
+            self._refused.inc()
+            if log.isEnabledFor(logging.INFO) and self._lines.take(name):
+                log.info("call refused RESOURCE_EXHAUSTED: %s is paced at %g a second and "
+                         "%d of its requests over HTTP wait already, the most one key's may",
+                         name, pace, held)
+        return TooManyWaiting(
+            f"this key is paced at {pace:g} a second (calls_per_second in the keys file), "
+            f"and {held} of its requests over HTTP wait already for their time, the most "
+            f"one key's may: make fewer calls at once, or retry later",
+            # (when its wait would have ended: its time, or that of its refusal)
+            retry_after=paced.seconds + (0.0 if paced.refusal is None
+                                         else paced.refusal.retry_after or 0.0))
+
+    def let_go(self, grant: Grant) -> None:
+        """A wait of `grant`'s key's request over HTTP, counted by `hold`, ended."""
+        held = self._waiting.pop(grant.identity) - 1
+        if held:
+            self._waiting[grant.identity] = held
 
     def _refuse(self, grant: Grant, pace: float, wait: float,
                 within: float | None = None) -> ResourceExhausted:

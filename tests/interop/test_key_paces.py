@@ -229,3 +229,93 @@ def test_a_rest_call_whose_client_goes_while_it_waits_gives_its_key_the_time_bac
     # kept by them, it was 3 s after: refused (429).
     answer = write("drop-3")
     assert answer.status_code == 200, answer.text
+
+
+PACED_MANY = "paced-many-key-0123456789abcdefg"
+CONNECTIONS = 40  # --http-max-connections: a key's requests wait 10 at most (a quarter)
+
+
+def _timed(ask: Callable[[], requests.Response]) -> tuple[requests.Response, float]:
+    began = time.monotonic()
+    answer = ask()
+    return answer, time.monotonic() - began
+
+
+def _flood(pool: ThreadPoolExecutor, ask: Callable[[], requests.Response],
+           calls: int) -> list[Any]:
+    """`calls` of `ask` at once, each on a connection of its own, once all but 10 of
+    them are answered (those wait), or 0.8 s has passed (before the first of them is on
+    time, a second after the last served): their futures, each a (answer, seconds)."""
+    flood = [pool.submit(_timed, ask) for _ in range(calls)]
+    deadline = time.monotonic() + 0.8
+    while sum(f.done() for f in flood) < calls - 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return flood
+
+
+@pytest.mark.timeout(120)
+def test_a_paced_keys_http_requests_wait_a_few_and_the_rest_are_refused_at_once(
+        tmp_path: Any) -> None:
+    """Each HTTP request of a paced key that waits for its time (or for its refusal's
+    2 s) holds its connection: one key's holder with as many requests as the server
+    takes connections held them all, and every other client's request was refused 503.
+    Now a key's requests wait at most those its pace serves within 2 s and 16 more,
+    never more than a quarter of --http-max-connections: the next is answered 429 at
+    once (a pixel its GIF), closing its connection."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        PACED_MANY: {"projects": ["p"], "role": "writer", "calls_per_second": 1,
+                     "name": "paced-many"},
+        FREE: {"projects": ["p"], "role": "writer", "name": "free"}}}))
+    keys.chmod(0o600)
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
+                        str(keys), "--http-max-connections", str(CONNECTIONS),
+                        "--http-max-connections-per-address", "0") as server:
+        url = f"http://{server.http_address}/v2/{CATALOG}/userEvents"
+
+        def write(key: str, visitor: str) -> requests.Response:
+            return requests.post(f"{url}:write", json={"eventType": "home-page-view",
+                                                       "visitorId": visitor},
+                                 headers={"x-goog-api-key": key}, timeout=RPC_DEADLINE)
+
+        def pixel() -> requests.Response:
+            return requests.get(f"{url}:collect", timeout=RPC_DEADLINE, params={
+                "key": PACED_MANY, "user_event": json.dumps(
+                    {"eventType": "home-page-view", "visitorId": "many-pixel"})})
+
+        def refused_over_pace() -> float:
+            page = requests.get(f"http://{server.http_address}/metrics",
+                                timeout=RPC_DEADLINE).text
+            found = re.search(r"^footfall_calls_refused_over_pace_total (\S+)$", page,
+                              re.MULTILINE)
+            assert found is not None
+            return float(found[1])
+
+        assert write(PACED_MANY, "many-0").status_code == 200  # (its burst, spent)
+        with ThreadPoolExecutor(CONNECTIONS) as pool:
+            flood = _flood(pool, lambda: write(PACED_MANY, "many"), CONNECTIONS)
+            # Another key is served meanwhile: there are connections for it (held by
+            # the paced key's waits, every one: 503).
+            assert write(FREE, "free").status_code == 200
+            answers = [f.result() for f in flood]
+            # ... and a pixel of the key, past its requests waiting, gets its GIF at once.
+            # (30: the connections of those before may not all be let go yet)
+            pixels = [f.result() for f in _flood(pool, pixel, CONNECTIONS - 10)]
+        too_many = [(a, seconds) for a, seconds in answers if "wait already" in a.text]
+        assert len(too_many) == CONNECTIONS - 10, [a.text for a, _ in answers[:3]]
+        assert all(a.status_code == 429 and a.headers.get("Connection") == "close"
+                   and "10 of its requests over HTTP wait already" in a.text
+                   and int(a.headers["Retry-After"]) >= 1
+                   and seconds < 1.0 for a, seconds in too_many)  # (the others 1-2 s)
+        assert [a.status_code for a, _ in answers].count(200) == 2  # (at 1 s and 2 s)
+        assert all(a.status_code == 200 and a.headers["Content-Type"] == "image/gif"
+                   for a, _ in pixels), [a.status_code for a, _ in pixels]
+        too_many = [(a, seconds) for a, seconds in pixels
+                    if "wait already" in a.headers.get("X-Footfall-Error", "")]
+        assert len(too_many) == CONNECTIONS - 20
+        assert all(a.headers.get("Connection") == "close" and seconds < 1.0
+                   for a, seconds in too_many)
+        # Every refusal is counted past the key's pace (those at once too), once.
+        assert refused_over_pace() == \
+            sum(a.status_code == 429 for a, _ in answers) + \
+            sum("X-Footfall-Error" in a.headers for a, _ in pixels)

@@ -12,7 +12,14 @@ import pytest
 from server.errors import ResourceExhausted
 from server.policy.auth import Grant, KeyRing
 from server.policy.metrics import Metrics
-from server.policy.paces import PACE_WAIT, PACES_KEPT, KeyPaces, Paced
+from server.policy.paces import (
+    PACE_WAIT,
+    PACES_KEPT,
+    WAITING_PAST_PACE,
+    KeyPaces,
+    Paced,
+    TooManyWaiting,
+)
 
 KEYS = {"keys": {
     "ten-a-second-0123456789": {"projects": ["p"], "role": "writer", "name": "ten",
@@ -149,3 +156,48 @@ def test_a_call_whose_deadline_comes_before_its_time_takes_none_of_its_keys() ->
     assert paces.of(ten, lambda: None) == Paced(pytest.approx(0.1))  # (its time, untaken)
     assert paces.of(ten, lambda: 0.25) == Paced(pytest.approx(0.2))
     assert counted(metrics, "footfall_calls_refused_over_pace_total") == 1
+
+
+def test_a_keys_requests_over_http_wait_at_most_its_paces_worth_and_a_few_more() -> None:
+    """Each HTTP request that waits holds its connection: a key's waited bounded by the
+    connection cap alone, and its holder could hold every connection, each waiting its
+    PACE_WAIT. Past those its pace serves within PACE_WAIT and WAITING_PAST_PACE more
+    (or the gateway's `most`), one is refused at once, its time given back."""
+    clock, metrics = Clock(), Metrics()
+    paces, ten = KeyPaces(metrics, clock), grant("ten-a-second-0123456789")
+    assert [paces.of(ten) for _ in range(10)] == [None] * 10  # (the burst: no wait)
+    most = int(10 * PACE_WAIT) + 1 + WAITING_PAST_PACE  # 20 on time, 1, and 16 refused
+    waits = [paces.of(ten) for _ in range(most)]
+    assert all(isinstance(p, Paced) for p in waits)
+    assert [paces.hold(ten, p, 1000) for p in waits if p is not None] == [None] * most
+    refused = counted(metrics, "footfall_calls_refused_over_pace_total")  # (17 of them)
+    early = paces.of(ten)
+    assert early is not None and early.refusal is not None  # (past its pace, counted)
+    too_many = paces.hold(ten, early, 1000)
+    assert isinstance(too_many, TooManyWaiting)
+    assert too_many.message == (
+        f"this key is paced at 10 a second (calls_per_second in the keys file), and {most} "
+        f"of its requests over HTTP wait already for their time, the most one key's may: "
+        f"make fewer calls at once, or retry later")
+    # (answered at once: its time 2.1 s off, counted once)
+    assert too_many.retry_after == pytest.approx(2.1)
+    assert counted(metrics, "footfall_calls_refused_over_pace_total") == refused + 1
+    # One that ends makes room; an on-time one refused so gives its time back.
+    paces.let_go(ten)
+    clock.now += 2.0  # (the key's next time is 0.1 s off)
+    on_time = paces.of(ten)
+    assert on_time == Paced(pytest.approx(0.1))
+    assert on_time is not None and paces.hold(ten, on_time, 1000) is None
+    again = paces.of(ten)
+    assert again is not None and again.refusal is None
+    assert isinstance(paces.hold(ten, again, 1000), TooManyWaiting)
+    assert counted(metrics, "footfall_calls_refused_over_pace_total") == refused + 2
+    assert paces.of(ten) == Paced(pytest.approx(0.2))  # (its 0.2 s given back)
+    # `most`, the gateway's bound of one key's (a quarter of its connections), first.
+    half = grant("one-in-two-s-0123456789")
+    first = paces.of(half)
+    assert first is None
+    waiting = paces.of(half)
+    assert waiting is not None and paces.hold(half, waiting, 1) is None
+    later = paces.of(half)
+    assert later is not None and isinstance(paces.hold(half, later, 1), TooManyWaiting)

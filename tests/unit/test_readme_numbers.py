@@ -21,7 +21,7 @@ from server.console import feed, queries
 from server.http import connections, gateway
 from server.insights import funnel_request
 from server.operations import service as operations_service
-from server.policy import call_shares
+from server.policy import call_shares, paces
 from server.retail import (
     bulk_import,
     collect,
@@ -137,6 +137,10 @@ STATED = [
            lambda: operations_service.WAIT_POLL_SECONDS),
     Stated(rf"at most {N} every [\d.]+ s", lambda: policy.KEYLESS_LINES),
     Stated(rf"at most [\d,]+ every {N} s", lambda: policy.KEYLESS_LINES_SECONDS),
+    # Keys and roles: a paced key's requests waiting over HTTP
+    Stated(rf"pace's 2 s worth of its requests and {N} more wait at once",
+           lambda: paces.WAITING_PAST_PACE),
+    Stated(rf"pace's {N} s worth of its requests", lambda: paces.PACE_WAIT),
     # Limits: the calls without a key of one client address
     Stated(rf"one client address \(an IPv6 client's /64\) may hold {N} of them",
            lambda: call_shares.KEYLESS_PER_ADDRESS),
