@@ -20,6 +20,7 @@ refusals costs the accepted writes.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import tempfile
@@ -203,6 +204,69 @@ def refusal_cpu(reps: int, accepted_rps: int = 30, flood_rps: int = 150,
     return out_
 
 
+def refusal_cpu_together(reps: int, accepted_rps: int = 30, flood_rps: int = 150,
+                         load_seconds: int = 6, flood_kind: str = "unlike",
+                         trees: dict[str, Path | None] | None = None) -> dict[str, Any]:
+    """`refusal_cpu`'s measure with the two arms (refusals kept, and not kept) served
+    at the same moment under the same loads, so that what else the machine does
+    weighs on both alike: one after the other, the ratio of single runs swung from
+    0.99 to 1.16 beside other work (load average 2 to 4), as much as the bar allows
+    three times over. A fresh pair of servers each rep; the ratio of each pair, and
+    their median. `trees`: the code each arm's servers run, by a name (None: this
+    checkout; bench.ab.exported makes one of a commit), each tree's pair in turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.ab import footfall_from
+
+    accepted, refused = write_frame(), _refused_write()
+    arms = {"kept": (), "not_kept": ("--rejections-keep", "0")}
+    trees = trees or {"": None}
+    cpu: dict[str, list[float]] = {f"{tree}{arm}": [] for tree in trees for arm in arms}
+    ratios: dict[str, list[float]] = {tree: [] for tree in trees}
+
+    def measured(server: Server) -> float:
+        before, began = server.cpu_seconds(), time.monotonic()
+        out = _paced(server, accepted, 16, accepted_rps,
+                     accepted_rps * 16 * load_seconds).communicate()[0]
+        used, seconds = server.cpu_seconds() - before, time.monotonic() - began
+        if " 0 failed" not in out:
+            raise RuntimeError(f"accepted writes failed:\n{out}")
+        return used / seconds
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for _ in range(reps):
+                for tree, code in trees.items():
+                    with contextlib.ExitStack() as stack:
+                        servers = {arm: stack.enter_context(footfall_from(code, False, *flags))
+                                   for arm, flags in arms.items()}
+                        for server in servers.values():
+                            _paced(server, accepted, 4, 100, 400).communicate()  # warm-up
+                        floods = [process for server in servers.values() for process in (
+                            [_paced(server, refused, 4, flood_rps, 10 ** 8)]
+                            if flood_kind == "alike" else
+                            _unlike_pixels(server, flood_rps * 4 * 60, rate=flood_rps))]
+                        try:
+                            time.sleep(0.5)
+                            runs = {arm: pool.submit(measured, server)
+                                    for arm, server in servers.items()}
+                            used = {arm: run.result() for arm, run in runs.items()}
+                        finally:
+                            for process in floods:
+                                process.terminate()
+                                process.wait()
+                    for arm, value in used.items():
+                        cpu[f"{tree}{arm}"].append(value)
+                    ratios[tree].append(used["kept"] / used["not_kept"])
+    finally:
+        accepted.unlink()
+        refused.unlink()
+    return {"accepted_per_second": accepted_rps * 16, "flood_per_second": flood_rps * 4,
+            "flood": flood_kind, "server_cpu_per_second": {k: summary(v) for k, v in cpu.items()},
+            "ratio_kept_to_not_kept": {tree or "this": summary(r) | {"each": r}
+                                       for tree, r in ratios.items()}}
+
+
 def _paced(server: Server, frame: Path, clients: int, rate: int,
            requests: int) -> subprocess.Popen[str]:
     """h2load sending `frame` (a WriteUserEvent) from `clients` connections at `rate`
@@ -252,3 +316,30 @@ def run(sizes: tuple[int, ...], reps: int, write_requests: int,
             "refusals_unlike": refusal_cost(write_requests, reps, alike=False),
             "refusals_paced": refusal_cpu(reps, load_seconds=paced_seconds),
             "flood": flood_bound(flood, keep)}
+
+
+def main() -> None:
+    """`python -m bench.console paced [--reps 5] [--rev REV] [--flood unlike|alike]`:
+    `refusal_cpu_together` alone (with --rev, this checkout and REV in turns)."""
+    import argparse
+    import json
+
+    from bench.ab import exported
+
+    parser = argparse.ArgumentParser(prog="python -m bench.console")
+    parser.add_argument("what", choices=["paced"])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rev")
+    parser.add_argument("--flood", choices=["unlike", "alike"], default="unlike")
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        trees: dict[str, Path | None] = {"": None}
+        if args.rev:
+            trees = {"before:": stack.enter_context(exported(args.rev)), "after:": None}
+        print(json.dumps(refusal_cpu_together(args.reps, load_seconds=args.seconds,
+                                              flood_kind=args.flood, trees=trees), indent=1))
+
+
+if __name__ == "__main__":
+    main()
