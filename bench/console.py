@@ -306,15 +306,19 @@ def flood_bound(requests: int, keep: int, floods: int = 4) -> dict[str, Any]:
 
 
 def run(sizes: tuple[int, ...], reps: int, write_requests: int,
-        flood: int, keep: int, paced_seconds: int = 6) -> dict[str, Any]:
-    """`paced_seconds`: how long each run of `refusal_cpu` (`reps` of each arm) loads
-    the server: the closed-loop ratios beside a flood swing by more than the 5% the
-    bar allows (bench/REPORT.md, 2026-12-01 and 2026-12-05), the CPU at fixed rates
-    less."""
+        flood: int, keep: int, paced_seconds: int = 6, pairs: int = 8) -> dict[str, Any]:
+    """`paced_seconds`: how long each run of `refusal_cpu` (`reps` of each arm) and of
+    `refusal_cpu_together` (`pairs` of servers, each flood) loads the server: the closed-loop ratios
+    beside a flood swing by more than the 5% the bar allows (bench/REPORT.md,
+    2026-12-01 and 2026-12-05), the CPU at fixed rates less, and the two arms served at
+    the same moment least."""
     return {"list": [list_first_page(size, max(reps, 5)) for size in sizes],
             "refusals": refusal_cost(write_requests, reps),
             "refusals_unlike": refusal_cost(write_requests, reps, alike=False),
             "refusals_paced": refusal_cpu(reps, load_seconds=paced_seconds),
+            "refusals_together": {kind: refusal_cpu_together(
+                pairs, load_seconds=paced_seconds, flood_kind=kind)
+                for kind in ("alike", "unlike")},
             "flood": flood_bound(flood, keep)}
 
 

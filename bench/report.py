@@ -242,6 +242,17 @@ def _console(c: dict[str, Any]) -> list[str]:
             f"pixels no two alike {ratios['unlike']:.2f} (medians of "
             f"{len(paced['runs']) // 4} each; the steadier measure of the two bars above): "
             + _bar(max(ratios.values()) <= 1.05, "≤ 1.05 asked"))
+    together = c.get("refusals_together")
+    if together is not None:  # (runs before it had none)
+        medians = {kind: together[kind]["ratio_kept_to_not_kept"]["this"]["median"]
+                   for kind in ("alike", "unlike")}
+        pairs = len(together["unlike"]["ratio_kept_to_not_kept"]["this"]["each"])
+        out.append(
+            "- the same, the two servers (refusals kept, and not) loaded at the same moment, "
+            "so that the machine's other work weighs on both alike: one request again and "
+            f"again {medians['alike']:.2f}, refused pixels no two alike "
+            f"{medians['unlike']:.2f} (medians of {pairs} pairs' ratios): "
+            + _bar(max(medians.values()) <= 1.05, "≤ 1.05 asked"))
     f = c["flood"]
     out += [f"- a flood of {f['refused']:,} refused pixels, no two alike ({f['recorded']:,} "
             "recorded, "

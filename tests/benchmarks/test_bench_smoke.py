@@ -43,6 +43,8 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert results["console"]["refusals"]["ratio_kept_to_not_kept"]["median"] > 0
     assert all(results["console"]["refusals_paced"][kind]["ratio"] > 0
                for kind in ("alike", "unlike"))
+    assert all(results["console"]["refusals_together"][kind]["ratio_kept_to_not_kept"]["this"]
+               ["median"] > 0 for kind in ("alike", "unlike"))
     flood = results["console"]["flood"]  # it checks every refusal was recorded
     assert flood["rows"] == flood["keep"] < flood["refused"]
     watch = results["watch"]  # it checks every watcher received every write
@@ -61,6 +63,7 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
                     "## 5. Scale", "## 6. Inventory", "## 7. Console",
                     "## 8. `events count --server`", "## 9. Insights", "## 10. Watch streams"):
         assert heading in report
+    assert "loaded at the same moment" in report
 
 
 def test_a_run_replaces_only_the_part_of_the_report_it_wrote() -> None:
