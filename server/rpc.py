@@ -259,7 +259,7 @@ def _guard(handler: grpc.RpcMethodHandler, method: str, envelope: Envelope,
                 return None
             return grant.identity.hex() if grant is not None else None
 
-        return unsent.held(answer, holder, context, refusable)
+        return unsent.held(answer, holder, refusable)
 
     async def guarded(raw: Any, context: grpc.aio.ServicerContext) -> Any:
         # grpc.aio's metadata is a tuple of (key, value) pairs; its stubs say otherwise

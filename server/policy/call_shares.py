@@ -41,6 +41,7 @@ from typing import Any
 from server.errors import FootfallError
 from server.policy import PUBLIC_KEY_LINES, WAITING_PER_ADDRESS, LineBudget
 from server.policy.auth import Authenticator, Grant, Role
+from server.policy.call_ends import at_call_end
 from server.policy.metrics import Metrics
 from server.policy.paces import KeyPaces, Paced
 from server.ports import client_address
@@ -106,7 +107,7 @@ class CallShares:
             if held >= self.share:
                 return self._refuse(caller, grant, held)
             self._held[caller] = held + 1
-            context.add_done_callback(lambda _call: self._leave(caller))
+            at_call_end(lambda _task: self._leave(caller))  # (no cycle: see call_ends)
         return self._paces.of(grant, context.time_remaining)
 
     def gone(self, paced: Paced) -> None:

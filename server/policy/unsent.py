@@ -19,12 +19,12 @@ as much.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from google.protobuf.message import Message
 
 from server.http.budget import Budget
 from server.http.transcode import LARGE_ANSWER_BYTES
+from server.policy.call_ends import at_call_end
 
 ANSWERS_HELD = 16
 WHAT = "large answers not yet taken by their clients"
@@ -38,16 +38,17 @@ class Unsent(Budget):
         super().__init__(ANSWERS_HELD * limit, f"{ANSWERS_HELD} x --max-request-bytes")
 
     def held(self, answer: Message | bytes, holder_of: Callable[[], str | None],
-             context: Any, refusable: bool) -> bytes:
+             refusable: bool) -> bytes:
         """`answer` serialized (as grpc would: it sends bytes as they are), counted
-        as its holder's (`holder_of()`: its key) until the call of `context` ends
-        when it is large; RESOURCE_EXHAUSTED when the room, or the holder's share of
-        it, is held, if the call is `refusable` (a read: a write's answer comes
-        after its commit, and refused it would be sent again, and stored twice)."""
+        as its holder's (`holder_of()`: its key) until its call ends (called in the
+        call's task: see call_ends) when it is large; RESOURCE_EXHAUSTED when the
+        room, or the holder's share of it, is held, if the call is `refusable` (a
+        read: a write's answer comes after its commit, and refused it would be sent
+        again, and stored twice)."""
         wire = answer if isinstance(answer, bytes) else answer.SerializeToString()
         size = len(wire)
         if size > LARGE_ANSWER_BYTES:
             holder = holder_of()
             self.take(holder, size, WHAT, ADVICE, admitted=not refusable)
-            context.add_done_callback(lambda _call: self.give_back(holder, size))
+            at_call_end(lambda _task: self.give_back(holder, size))
         return wire
