@@ -588,14 +588,15 @@ def tune_collector() -> None:
     The youngest generation is collected every YOUNG_COLLECTION allocations not freed,
     not Python's 700: every pixel leaves its job (job, join, partials, lists) alive
     until the writer commits it, so at 700 the collector ran every 90 pixels or so and
-    walked the jobs queued each time. Nor 10,000: each gRPC call leaves some 14 objects
-    in reference cycles (grpc's call state and servicer context, held together by the
-    done-callback each call's share adds, and grpc's method lookup), which only a
-    collection frees. At 10,000 a young collection freed about 9,200 of them every ~700
-    durable writes and held the loop 3-6 ms, every caller's call with it (2-3% of the
-    calls at 16 callers, so the p99); at 2,000 one takes about 0.5 ms, for the same
-    collector time a write, and about 0.5 µs more a pixel (bench/ANALYSIS.md, "The
-    tail of a durable write").
+    walked the jobs queued each time. Nor 10,000: each gRPC call leaves objects in
+    reference cycles, which only a collection frees: 5 of grpc's method lookup, and
+    until the share of a call was given back from its task (server.policy.call_ends)
+    9 more, its state and servicer context held by a done-callback. With 14 a call, at
+    10,000 a young collection freed about 9,200 of them every ~700 durable writes and
+    held the loop 3-6 ms, every caller's call with it (2-3% of the calls at 16
+    callers, so the p99); at 2,000 one took about 0.5 ms, for the same collector time
+    a write, and about 0.5 µs more a pixel (bench/ANALYSIS.md, "The tail of a durable
+    write"). With 5, at 2,000: 48 young collections a 10,000 durable writes, not 95.
 
     The middle generation is collected every MIDDLE_COLLECTION young collections, not
     Python's 10: every 100,000 allocations, as at 10,000 and 10. What a middle
