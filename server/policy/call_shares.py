@@ -127,7 +127,7 @@ class CallShares:
             return self._refuse_keyless(address, of_address)
         self._held[WITHOUT_A_KEY] = held + 1
         self._keyless[address] = of_address + 1
-        context.add_done_callback(lambda _call: self._leave_keyless(address))
+        at_call_end(lambda _task: self._leave_keyless(address))  # (no cycle: see call_ends)
         return None
 
     def _leave_keyless(self, address: str) -> None:
