@@ -501,6 +501,10 @@ def _of(parent: str) -> str:
 def _catalogs(args: argparse.Namespace) -> int:
     """Print the catalogs, then the tenants, that hold events (or, a catalog,
     products), with their counts."""
+    # refused naming the flag, before connecting (the server's answer named `parent`,
+    # a field the command line does not have)
+    queries.parse_project(args.parent, "--parent")
+
     def body(source: Source) -> int:
         return _print(_data_sets(source.rpc("ListCatalogs"), args.parent), lines.data_set,
                       args.json, f"no catalog or tenant holds events {_of(args.parent)}")
@@ -546,6 +550,13 @@ def _operations(args: argparse.Namespace) -> int:
 
     _message_types()
     done = None if args.done is None else args.done == "true"
+    if not args.parent.startswith(EVERY_OPERATION):
+        # (a store's read found no operation under a mistyped parent, exit 0, as if
+        # there were none; a server refused it naming `name`, ListOperations' field)
+        raise InvalidArgument.field(
+            "--parent", f"must name the parent of the operations, e.g. "
+                        f"projects/p/locations/global/catalogs/default_catalog, got "
+                        f"{args.parent[:200]!r}")
 
     def body(source: Source) -> int:
         ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \

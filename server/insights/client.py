@@ -122,9 +122,9 @@ def _fits(args: argparse.Namespace) -> None:
         # v4beta1's parent, where Google's samples write): it was refused here.
         args.parent = str(parse_tenant_or_project(args.parent, "--parent"))
     tenant = _names(args.parent, parse_tenant)
-    if not tenant and not _names(args.parent, parse_catalog):
-        return  # (the server says the forms a parent takes)
     command = args.insights_command
+    if not tenant and not _names(args.parent, parse_catalog):
+        _refuse_parent(args.parent, command)
     said = (_OF_A_CATALOG if tenant else _OF_A_TENANT).get(command)
     if said is not None:
         kind = "a talent tenant" if tenant else "a retail catalog"
@@ -134,6 +134,23 @@ def _fits(args: argparse.Namespace) -> None:
         raise json_format.ParseError(
             f"--count-by: a {'tenant' if tenant else 'catalog'}'s funnel counts by "
             f"{', '.join(counts[:-1])} or {counts[-1]}, got {args.count_by!r}")
+
+
+def _refuse_parent(parent: str, command: str) -> None:
+    """json_format.ParseError naming --parent, which is neither a catalog nor a
+    tenant, before connecting: the server's answer named `parent`, a field the
+    command line does not have (and took a round trip to say it)."""
+    try:
+        if command == "jobs" or command == "funnel" and "/tenants/" in parent:
+            parse_tenant_or_project(parent, "--parent")
+        if command != "funnel" or "/catalogs/" in parent:
+            parse_catalog(parent, "--parent")
+    except InvalidArgument as exc:
+        raise json_format.ParseError(exc.message) from None
+    raise json_format.ParseError(
+        f"--parent: must be a catalog (projects/*/locations/*/catalogs/*) or a tenant "
+        f"(projects/*/tenants/*; a project alone, projects/*, its default tenant), got "
+        f"{parent[:200]!r}")
 
 
 def _names(parent: str, parse: Callable[[str], object]) -> bool:

@@ -120,6 +120,23 @@ def test_operations_list_filters_done_and_parent(history: str, tmp_path: Path) -
     assert (len(done.stdout.splitlines()), running.stdout, other.stdout) == (3, "", "")
 
 
+@pytest.mark.parametrize("source", ["store", "server"])
+@pytest.mark.parametrize(("command", "said"), [
+    # (from a store, a mistyped parent listed no operation, exit 0, as an empty one)
+    (["operations", "list"], "--parent: must name the parent of the operations, e.g. "
+                             "projects/p/locations/global/catalogs/default_catalog, got 'my-shop'"),
+    # (the server's answer named `parent`, a field the command line does not have)
+    (["catalogs"], "--parent: must be projects/PROJECT (projects/- for every project), "
+                   "got 'my-shop'"),
+])
+def test_a_parent_of_no_form_is_refused_naming_the_flag(history: str, tmp_path: Path,
+                                                        source: str, command: list[str],
+                                                        said: str) -> None:
+    where = ["--store", history] if source == "store" else ["--server", "127.0.0.1:9"]
+    out = footfall(*command, *where, "--parent", "my-shop", cwd=tmp_path)
+    assert (out.returncode, out.stdout, out.stderr) == (2, "", f"footfall: {said}\n")
+
+
 # -- events count and list ---------------------------------------------------------
 
 
@@ -684,6 +701,15 @@ def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
      "--count-by: a tenant's funnel counts by request or job, got 'visitor'"),
     (["insights", "funnel", "--parent", CATALOG, "--count-by", "job"],
      "--count-by: a catalog's funnel counts by visitor, user or session, got 'job'"),
+    # a parent of no form, named as the flag: the server's answer said `parent: ...`
+    (["insights", "funnel", "--parent", "my-shop"],
+     "--parent: must be a catalog (projects/*/locations/*/catalogs/*) or a tenant "
+     "(projects/*/tenants/*; a project alone, projects/*, its default tenant), got 'my-shop'"),
+    (["insights", "products", "--parent", "my-shop"],
+     "--parent: must be of the form 'projects/*/locations/*/catalogs/*', got 'my-shop'"),
+    (["insights", "jobs", "--parent", "projects/p/catalogs/x"],
+     "--parent: must be of the form 'projects/*/tenants/*', got 'projects/p/catalogs/x' "
+     "(or, of the project's default tenant, 'projects/*')"),
 ])
 def test_insights_flags_are_checked_before_anything_is_asked(tmp_path: Path, args: list[str],
                                                              said: str) -> None:
