@@ -570,9 +570,13 @@ def _operations(args: argparse.Namespace) -> int:
 
 def _stored_operations(source: Source, parent: str,
                        done: bool | None) -> Iterator[operations_pb2.Operation]:
+    """The operations under `parent` in the store, as ListOperations reads them: a
+    name's segments whole (`projects/my-sh` listed those of projects/my-shop) and
+    `branches/default_branch` as the store keeps it."""
     from server.operations.records import relabel
 
     assert isinstance(source, StoreSource)
+    parent = names.resolve_default_branch(parent).rstrip("/") + "/"
     after = None
     while page := source.store.list_operations(parent, done, PAGE, after):
         for record in page:

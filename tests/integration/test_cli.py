@@ -21,6 +21,7 @@ import grpc
 import pytest
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import (
+    import_config_pb2,
     product_pb2,
     product_service_pb2,
     product_service_pb2_grpc,
@@ -31,7 +32,9 @@ from google.protobuf import json_format
 
 from server.app import start
 from server.config import Settings
+from server.operations import records
 from server.store import EventRow
+from server.store.rows import OperationRecord
 from server.store.sqlite import SqliteStore
 
 from .cli import CANCELLED, CATALOG, footfall, record_history, wait
@@ -118,6 +121,34 @@ def test_operations_list_filters_done_and_parent(history: str, tmp_path: Path) -
     other = footfall("operations", "list", "--store", history, "--parent", "projects/q/",
                      cwd=tmp_path)
     assert (len(done.stdout.splitlines()), running.stdout, other.stdout) == (3, "", "")
+
+
+def test_operations_list_of_a_store_takes_a_parents_segments_whole(tmp_path: Path) -> None:
+    """As ListOperations reads them: `projects/p` listed the operations of
+    projects/pq too, and a branch named `default_branch` none (the store keeps it as
+    `0`)."""
+    path = tmp_path / "ops.db"
+    store = SqliteStore(str(path))
+    for project in ("p", "pq"):
+        name = (f"projects/{project}/locations/global/catalogs/default_catalog/branches/0/"
+                f"operations/import-products-1")
+        store.create_operation(OperationRecord(
+            name=name, kind="import-products", done=False, create_time_us=1, request=b"",
+            operation=records.operation(name, import_config_pb2.ImportMetadata())
+            .SerializeToString()))
+    store.close()
+    for parent in ("projects/p", "projects/p/",
+                   "projects/p/locations/global/catalogs/default_catalog/branches/"
+                   "default_branch"):
+        listed = footfall("operations", "list", "--store", str(path), "--parent", parent,
+                          cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert [line.split()[2] for line in listed.stdout.splitlines()] == [
+            "projects/p/locations/global/catalogs/default_catalog/branches/0/operations/"
+            "import-products-1"], (parent, listed.stdout)
+    partial = footfall("operations", "list", "--store", str(path), "--parent",
+                       "projects/p/locations/global/catalogs/default_cat", cwd=tmp_path)
+    assert (partial.returncode, partial.stdout) == (0, ""), partial.stderr
 
 
 @pytest.mark.parametrize("source", ["store", "server"])
