@@ -333,11 +333,21 @@ def check_sources(request: R, root: Path, rules: SourceRules,
     return out
 
 
+# The two bytes every gzip file begins with (RFC 1952 2.3.1): a file made for an import
+# as `events.json.gz` is read as it lies, not unpacked.
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_FILE = ("invalid JSON: the file is gzip-compressed (it begins with gzip's bytes 1f 8b); "
+             "an import reads its files as newline-delimited JSON, not unpacked: gunzip it "
+             "first")
+
+
 def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     """A `message_class` from one line of JSON: proto3 JSON, or a form Google's
     importer accepts too (lenient_json); ValueError saying what is wrong."""
     # (with its line break, a line cut short was "unexpected end of data at line 2")
     line = line.rstrip(b"\r\n")
+    if line.startswith(GZIP_MAGIC):  # (its first line: was told "not valid UTF-8: the
+        raise ValueError(GZIP_FILE)  # byte 0x8b at column 2", which names no cause)
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

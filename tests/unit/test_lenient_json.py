@@ -4,6 +4,7 @@ parser decodes them; what Google refuses stays refused (issue 15, item 1)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from typing import Any
@@ -360,3 +361,12 @@ def test_a_line_cut_short_is_said_where_it_stops_in_that_line() -> None:
             decode_json_line(b'{"eventType": "x"' + ending, user_event_pb2.UserEvent, "UserEvent")
         assert "at column 18," in str(refused.value) and "line" not in str(refused.value), \
             refused.value
+
+
+def test_a_gzip_files_first_line_says_the_file_is_compressed() -> None:
+    """An import of `events.json.gz` read its bytes as they lie: line 1 was told "not
+    valid UTF-8: the byte 0x8b at column 2 (byte 1)", which names no cause."""
+    line = gzip.compress(b'{"eventType": "home-page-view", "visitorId": "v"}\n')
+    with pytest.raises(ValueError, match=r"^invalid JSON: the file is gzip-compressed "
+                                         r"\(it begins with gzip's bytes 1f 8b\); .*gunzip"):
+        decode_json_line(line.split(b"\n")[0], UserEvent, "UserEvent")
