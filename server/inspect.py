@@ -550,13 +550,11 @@ def _operations(args: argparse.Namespace) -> int:
 
     _message_types()
     done = None if args.done is None else args.done == "true"
-    if not args.parent.startswith(EVERY_OPERATION):
+    problem = names.operations_parent_problem(args.parent)
+    if problem is not None:
         # (a store's read found no operation under a mistyped parent, exit 0, as if
         # there were none; a server refused it naming `name`, ListOperations' field)
-        raise InvalidArgument.field(
-            "--parent", f"must name the parent of the operations, e.g. "
-                        f"projects/p/locations/global/catalogs/default_catalog, got "
-                        f"{args.parent[:200]!r}")
+        raise InvalidArgument.field("--parent", f"{problem}, got {args.parent[:200]!r}")
 
     def body(source: Source) -> int:
         ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \

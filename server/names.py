@@ -281,6 +281,18 @@ def parse_project(value: str, field: str = "name") -> str:
     return match["project"]
 
 
+def operations_parent_problem(name: str) -> str | None:
+    """Why `name` is no parent that ListOperations lists under (a catalog, location or
+    project name, or `projects/` for every operation); None if it is one."""
+    example = "e.g. projects/p/locations/global/catalogs/default_catalog"
+    if not name.startswith("projects/"):
+        return f"must name the parent of the operations, {example}"
+    if name.split("/")[1] == "-":  # (a prefix no operation's name has: listed none)
+        return (f"the project must be named ('-' stands for every project only where a read "
+                f"allows it), {example}")
+    return None
+
+
 def parse_job_or_default_tenant_job(value: str, field: str) -> JobName:
     """A job name, or one of a project's default tenant, projects/*/jobs/* (talent
     v4beta1); raises INVALID_ARGUMENT naming `field` otherwise."""

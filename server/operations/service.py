@@ -23,7 +23,7 @@ from google.protobuf import empty_pb2
 from server import page_tokens
 from server.errors import FieldViolation, InvalidArgument, NotFound
 from server.loop import off_loop
-from server.names import resolve_default_branch
+from server.names import operations_parent_problem, resolve_default_branch
 from server.operations.records import relabel
 from server.operations.runner import OperationRunner
 from server.operations.wakeups import Wakeups
@@ -120,10 +120,9 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         paged; `filter` may be done=true|false. INVALID_ARGUMENT for a bad name,
         filter, page size or token."""
         violations = []
-        if not request.name or not request.name.startswith("projects/"):
-            violations.append(FieldViolation(
-                "name", "must name the parent of the operations, e.g. "
-                        "projects/p/locations/global/catalogs/default_catalog"))
+        problem = operations_parent_problem(request.name)
+        if problem is not None:
+            violations.append(FieldViolation("name", problem))
         if request.page_size < 0:
             violations.append(FieldViolation("page_size", "must not be negative"))
         if violations:

@@ -159,12 +159,19 @@ def test_operations_list_of_a_store_takes_a_parents_segments_whole(tmp_path: Pat
     # (the server's answer named `parent`, a field the command line does not have)
     (["catalogs"], "--parent: must be projects/PROJECT (projects/- for every project), "
                    "got 'my-shop'"),
+    # (every project, as `catalogs` and `rejections list` take it: listed none, exit 0,
+    # from a store and from a server alike)
+    (["operations", "list", "--parent", "projects/-"],
+     "--parent: the project must be named ('-' stands for every project only where a read "
+     "allows it), e.g. projects/p/locations/global/catalogs/default_catalog, got 'projects/-'"),
 ])
 def test_a_parent_of_no_form_is_refused_naming_the_flag(history: str, tmp_path: Path,
                                                         source: str, command: list[str],
                                                         said: str) -> None:
     where = ["--store", history] if source == "store" else ["--server", "127.0.0.1:9"]
-    out = footfall(*command, *where, "--parent", "my-shop", cwd=tmp_path)
+    if "--parent" not in command:
+        command = [*command, "--parent", "my-shop"]
+    out = footfall(*command, *where, cwd=tmp_path)
     assert (out.returncode, out.stdout, out.stderr) == (2, "", f"footfall: {said}\n")
 
 

@@ -284,6 +284,14 @@ def test_list_delete_and_get(stubs, clock: FixedClock) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         ops.ListOperations(operations_pb2.ListOperationsRequest(name=PARENT, filter="age>1"))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # every project's, as the console's reads take `projects/-`: it listed none, OK
+    for every in ("projects/-", "projects/-/locations/global"):
+        with pytest.raises(grpc.RpcError) as caught:
+            ops.ListOperations(operations_pb2.ListOperationsRequest(name=every))
+        assert (caught.value.code(), caught.value.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "name: the project must be named ('-' stands for every project only where a read "
+            "allows it), e.g. projects/p/locations/global/catalogs/default_catalog")
 
 
 def test_cancel_before_the_job_runs_ends_cancelled(settings: Settings) -> None:
