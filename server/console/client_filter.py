@@ -9,7 +9,8 @@ CountClientEvents, WatchClientEvents, `footfall talent-events --filter`):
 
 The user events' grammar (purge_filter) read over other fields: its tokens,
 quoting, time bounds and refusals are theirs. Every term must hold: a job term
-selects the events naming that job among theirs, two event types select none.
+selects the events naming that job among theirs (a job's id alone, without '/', is the
+tenant's job of that id), two event types select none.
 """
 
 from __future__ import annotations
@@ -175,8 +176,14 @@ class _Parser(purge_filter.Parser):
         self.take("op", f"'=' after {token.text}", ("=",))
         if token.text == "eventType":
             self.event_types.append(self.job_event_type())
-        else:
-            self.texts[_TEXT_FIELDS[token.text]].append(self.quoted_value(token.text))
+            return
+        value = self.quoted_value(token.text)
+        if token.text == "job" and value and "/" not in value:
+            # A job's id alone, as the lists print it (`jobs=j1`) and a funnel step takes
+            # it: the tenant's job of that id, the only one its events may name. It was
+            # compared with the events' full names, and selected none, without a word.
+            value = f"{self.query.catalog}/jobs/{value}"
+        self.texts[_TEXT_FIELDS[token.text]].append(value)
 
     def time_term(self, name: purge_filter.Token) -> None:
         op = self.take("op", f"one of > >= < <= or ':' after {name.text}",

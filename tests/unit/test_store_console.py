@@ -207,6 +207,8 @@ def test_a_client_event_filter_reads_a_bounded_number_of_rows_a_call(
     assert seen == ["e207", "e157", "e107", "e57", "e7"] and calls >= 3
     assert queries.count_client_events(store, views) == 5
     for text, expected in (('requestId = "r3"', 36), (f'job = "{TENANT}/jobs/j1"', 83),
+                           # (a job's id alone, as the lists print it: it found none)
+                           ('job = "j1"', 83),
                            (f'job = "{TENANT}/jobs/j1" requestId = "r3"', 12),
                            ('eventId = "e7" eventType = VIEW', 1),
                            ('createTime > "1970-01-01T00:00:10Z"', 239),
@@ -1089,7 +1091,7 @@ def test_a_job_of_a_projects_default_tenant_is_found_by_either_name(store: Any) 
         store.create_client_event(ClientEventRow(tenant, event_id,
                                                  event.create_time.ToMicroseconds(),
                                                  event.SerializeToString()))
-    for job in ("projects/p/jobs/j1", f"{tenant}/jobs/j1"):
+    for job in ("projects/p/jobs/j1", f"{tenant}/jobs/j1", "j1"):  # (or its id alone)
         events = client_filter.parse(f'job = "{job}"', tenant)
         assert queries.count_client_events(store, events) == 2, job
         listed = queries.list_client_events(store, events, 10, "")
