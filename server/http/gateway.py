@@ -888,7 +888,8 @@ class HttpGateway:
         if (request.content_length or 0) > limit and "Content-Encoding" not in request.headers:
             # Said in its head: refused before it is sent (and the connection closed).
             raise RequestTooLarge(f"the request body is larger than the {limit} bytes this "
-                                  f"server accepts (Content-Length: {request.content_length})")
+                                  f"server accepts (its --max-request-bytes; Content-Length: "
+                                  f"{request.content_length})")
         try:
             if request.content.is_eof():  # it came with the head: no timer needed
                 return await self._gather(request, holder)
@@ -936,7 +937,8 @@ class HttpGateway:
                 body += chunk
                 if len(body) > limit:
                     raise RequestTooLarge(f"the request body is larger than the {limit} "
-                                          f"bytes this server accepts")
+                                          f"bytes this server accepts (its "
+                                          f"--max-request-bytes)")
         except BaseException:
             self._bodies.give_back(holder, len(body))
             raise

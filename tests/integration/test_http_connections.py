@@ -904,6 +904,25 @@ def test_a_body_declared_larger_than_the_limit_is_refused_before_it_is_sent(
         assert answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n").startswith(
             b"HTTP/1.1 413"), answer
         assert b"Connection: close" in answer and b"larger than the 65536 bytes" in answer
+        assert b"its --max-request-bytes; Content-Length: 100000000000" in answer
+
+
+def test_a_body_that_unpacks_larger_than_the_limit_names_the_flag(
+        settings: Settings, clock: FixedClock) -> None:
+    # A gzip body's size is known only as it unpacks: refused once past the limit, and
+    # like the one refused for its Content-Length, the refusal names the flag to raise
+    # (the event-size refusal names --max-event-bytes; this one named nothing).
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    body = gzip.compress(b" " * (2 * 64 * 1024))
+    with serving(settings, clock, max_request_bytes=64 * 1024) as running, \
+            raw(running.http_port) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     f"application/json\r\nContent-Encoding: gzip\r\nContent-Length: "
+                     f"{len(body)}\r\n\r\n".encode() + body)
+        _, answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
+    assert b"larger than the 65536 bytes this server accepts (its --max-request-bytes)" \
+        in answer, answer
 
 
 def handlers(running: Running) -> int:
