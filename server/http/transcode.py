@@ -500,6 +500,12 @@ def _query_field(request: Message, name: str
 
 def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]],
                  path_values: Mapping[str, str]) -> list[FieldViolation]:
+    """The violations of the query parameters, each set in `request` otherwise. A
+    name that walks to no field it may set is refused under the name as sent; a value
+    its field cannot take, under the field's proto path (`?pageSize=abc` as
+    `page_size`), as the service's own checks (`?pageSize=-1`) and the body's name
+    it, and as Google's transcoding does: the same field was `pageSize` for one bad
+    value and `page_size` for another."""
     grouped: dict[tuple[str, ...], tuple[str, list[FieldDescriptor], list[str]]] = {}
     violations = []
     once: dict[str, list[str]] = {}  # the names each system parameter of one value came by
@@ -520,23 +526,23 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
         field_path = ".".join(path)
         if field_path in path_values:
             if value != path_values[field_path]:
-                violations.append(_not_the_paths(name, path_values[field_path], value,
+                violations.append(_not_the_paths(field_path, path_values[field_path], value,
                                                  "the query"))
             continue
         if route.body and path[0] == route.body:
-            violations.append(FieldViolation(name, f"is bound by the body ({route.body}): "
-                                                   "send it there"))
+            violations.append(FieldViolation(field_path, f"is bound by the body "
+                                                         f"({route.body}): send it there"))
             continue
-        grouped.setdefault(path, (name, walked, []))[2].append(value)
+        grouped.setdefault(path, (field_path, walked, []))[2].append(value)
     violations.extend(FieldViolation(names[0], f"given {len(names)} times; it is not "
                                                "repeated")
                       for names in once.values() if len(names) > 1)
-    for name, walked, values in grouped.values():
+    for field_path, walked, values in grouped.values():
         leaf = walked[-1]
         repeated = leaf.is_repeated
         if len(values) > 1 and not repeated:
-            violations.append(FieldViolation(name, f"given {len(values)} times; it is not "
-                                                   "repeated"))
+            violations.append(FieldViolation(field_path, f"given {len(values)} times; it is "
+                                                         "not repeated"))
             continue
         converted: list[Any] = [_BOOLS.get(v.lower(), v) if leaf.type == leaf.TYPE_BOOL else v
                                 for v in values]
@@ -547,7 +553,7 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
         bad = next((why for why in map(functools.partial(_number_problem, leaf), values)
                     if why is not None), None)
         if bad is not None:
-            violations.append(FieldViolation(name, bad))
+            violations.append(FieldViolation(field_path, bad))
             continue
         target = functools.reduce(getattr, (field.name for field in walked[:-1]), request)
         try:
@@ -558,7 +564,7 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
                 # true or false without quotes at WriteUserEventRequest.write_async.")
                 f"must be one of {', '.join(_BOOLS)}" if leaf.type == leaf.TYPE_BOOL
                 else protojson.without_field_list(exc))
-            violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
+            violations.append(FieldViolation(field_path, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
 
 

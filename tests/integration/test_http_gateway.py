@@ -129,8 +129,26 @@ def test_a_query_number_is_ascii_digits_within_its_type(gateway: Running, page_s
     whole number"."""
     reply = get(gateway, f"/v2/{BRANCH}/products?pageSize={page_size}")
     assert (reply.status, reply.error()["status"]) == (400, "INVALID_ARGUMENT")
-    assert reply.violations() == {"pageSize": why}
+    assert reply.violations() == {"page_size": why}  # (the proto name, as Google's)
     assert get(gateway, f"/v2/{BRANCH}/products?pageSize=10").status == 200
+
+
+@pytest.mark.parametrize("path", [f"/v2/{BRANCH}/products?{{}}",
+                                  f"/console/v1/{CATALOG}/userEvents?{{}}",
+                                  f"/console/v1/{CATALOG}/userEvents:watch?{{}}"])
+@pytest.mark.parametrize("value", ["abc", "-1"])
+def test_a_bad_query_number_is_named_by_its_field_however_it_was_spelt(
+        gateway: Running, path: str, value: str) -> None:
+    """`?pageSize=abc` (refused as the query was read) was `pageSize`, `?pageSize=-1`
+    (refused by the service) `page_size`: both are the field's proto name, whichever
+    spelling was sent, as Google's transcoding names them."""
+    field = "after_id" if path.endswith(":watch?{}") else "page_size"
+    camel = "afterId" if field == "after_id" else "pageSize"
+    for name in (camel, field):
+        reply = get(gateway, path.format(f"{name}={value}"))
+        assert (reply.status, reply.error()["status"]) == (400, "INVALID_ARGUMENT"), \
+            reply.body[:300]
+        assert list(reply.violations()) == [field], reply.body[:300]
 
 
 def test_validation_errors_carry_every_violation(gateway: Running) -> None:
@@ -257,7 +275,7 @@ def test_products_crud_with_path_query_and_field_mask(gateway: Running) -> None:
     # not applied to what it does not name
     wrong = call(gateway.http_port, "PATCH", f"/v2/{name}?updateMask=attributes.size_2",
                  {"attributes": {"size_2": {"text": ["new"]}}})
-    assert wrong.status == 400 and set(wrong.violations()) == {"updateMask"}, wrong.body
+    assert wrong.status == 400 and set(wrong.violations()) == {"update_mask"}, wrong.body
     listed = get(gateway, f"/v2/{BRANCH}/products?readMask=price_info")
     assert listed.json() == {"products": [{"name": name, "priceInfo": {
         "price": 5, "currencyCode": "EUR"}}]}, listed.body

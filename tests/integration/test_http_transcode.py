@@ -123,36 +123,36 @@ def test_query_takes_numbers_as_json_writes_them(value: str) -> None:
     ([("userEvent.productDetails.quantity", "1")], "userEvent.productDetails.quantity",
      "is repeated"),
     ([("userEvent.attributes", "x")], "userEvent.attributes", "is a message"),
-    ([("writeAsync", "maybe")], "writeAsync",
+    ([("writeAsync", "maybe")], "write_async",
      "cannot take 'maybe': must be one of true, false, 1, 0"),
-    ([("userEvent.eventType", "a"), ("user_event.event_type", "b")], "userEvent.eventType",
+    ([("userEvent.eventType", "a"), ("user_event.event_type", "b")], "user_event.event_type",
      "given 2 times"),
     ([("parent", "q")], "parent", "bound by the URL path"),
-    ([("userEvent.eventTime", "yesterday")], "userEvent.eventTime", "cannot take"),
-    ([("userEvent.offset", "ten")], "userEvent.offset",
+    ([("userEvent.eventTime", "yesterday")], "user_event.event_time", "cannot take"),
+    ([("userEvent.offset", "ten")], "user_event.offset",
      "cannot take 'ten': must be a whole number"),
     ([("userEvent.purchaseTransaction.revenue", "lots")],
-     "userEvent.purchaseTransaction.revenue", "cannot take 'lots': must be a number"),
+     "user_event.purchase_transaction.revenue", "cannot take 'lots': must be a number"),
     # Python's int() and float() read these; a JSON number is ASCII digits.
-    ([("userEvent.offset", "1_0")], "userEvent.offset",
+    ([("userEvent.offset", "1_0")], "user_event.offset",
      "cannot take '1_0': must be a whole number in ASCII digits (e.g. 10)"),
-    ([("userEvent.offset", "\u0661")], "userEvent.offset",  # ARABIC-INDIC DIGIT ONE
+    ([("userEvent.offset", "\u0661")], "user_event.offset",  # ARABIC-INDIC DIGIT ONE
      "cannot take '\u0661': must be a whole number in ASCII digits"),
-    ([("userEvent.offset", " 5")], "userEvent.offset", "in ASCII digits"),
-    ([("userEvent.offset", "\uff11")], "userEvent.offset", "in ASCII digits"),  # FULLWIDTH ONE
-    ([("userEvent.offset", "9" * 5000)], "userEvent.offset", "out of range for an int32"),
+    ([("userEvent.offset", " 5")], "user_event.offset", "in ASCII digits"),
+    ([("userEvent.offset", "\uff11")], "user_event.offset", "in ASCII digits"),  # FULLWIDTH ONE
+    ([("userEvent.offset", "9" * 5000)], "user_event.offset", "out of range for an int32"),
     ([("userEvent.purchaseTransaction.revenue", "1_0.5")],
-     "userEvent.purchaseTransaction.revenue", "must be a number in ASCII digits"),
+     "user_event.purchase_transaction.revenue", "must be a number in ASCII digits"),
     ([("userEvent.purchaseTransaction.revenue", "inf")],
-     "userEvent.purchaseTransaction.revenue", "must be a number in ASCII digits"),
+     "user_event.purchase_transaction.revenue", "must be a number in ASCII digits"),
     # A whole number past the type's range is one: it is out of range.
-    ([("userEvent.offset", "99999999999")], "userEvent.offset",
+    ([("userEvent.offset", "99999999999")], "user_event.offset",
      "cannot take '99999999999': out of range for an int32 (-2147483648 to 2147483647)"),
-    ([("userEvent.offset", "1e10")], "userEvent.offset", "out of range for an int32"),
-    ([("userEvent.offset", "1.5")], "userEvent.offset", "cannot take '1.5': must be a whole "
-                                                        "number"),
+    ([("userEvent.offset", "1e10")], "user_event.offset", "out of range for an int32"),
+    ([("userEvent.offset", "1.5")], "user_event.offset",
+     "cannot take '1.5': must be a whole number"),
     ([("userEvent.purchaseTransaction.revenue", "1e39")],
-     "userEvent.purchaseTransaction.revenue", "out of range for a float"),
+     "user_event.purchase_transaction.revenue", "out of range for a float"),
 ])
 def test_bad_query_parameters_are_invalid_argument(query: list[tuple[str, str]], field: str,
                                                    why: str) -> None:
@@ -185,12 +185,12 @@ def test_query_takes_whole_numbers_as_proto3_json_writes_them(value: str, expect
 ])
 def test_enum_numbers_in_the_query_are_ascii_and_in_range(value: str, why: str) -> None:
     found = violations(REJOIN_BY_QUERY, [("userEventRejoinScope", value)])
-    assert why in found["userEventRejoinScope"], found
+    assert why in found["user_event_rejoin_scope"], found
 
 
 def test_every_bad_parameter_is_reported_together() -> None:
     found = violations(REJOIN_BY_QUERY, [("userEventRejoinScope", "SOMETIMES"), ("x", "1")])
-    assert set(found) == {"userEventRejoinScope", "x"}
+    assert set(found) == {"user_event_rejoin_scope", "x"}
 
 
 # -- bodies ----------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def test_a_body_read_leniently_names_the_element_at_fault(events: str, field: st
                                    "2024-05-01T12:00:00.1_0Z", "2024-05-01T12:00:00+5:00"])
 def test_a_timestamp_in_the_query_or_the_body_is_read_in_ascii_digits_only(value: str) -> None:
     found = violations(WRITE_BY_QUERY, [("userEvent.eventTime", value)])
-    assert "RFC 3339" in found["userEvent.eventTime"], found
+    assert "RFC 3339" in found["user_event.event_time"], found
     body = json.dumps({"userEventInlineSource": {"userEvents": [{"eventTime": value}]}}).encode()
     found = violations(IMPORT_BODY_FIELD, [], body)
     path = "input_config.user_event_inline_source.user_events[0].event_time"
