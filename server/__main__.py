@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence  # noqa: E402
 from typing import Any, NoReturn, TextIO  # noqa: E402
 
 from server.cli_args import (  # noqa: E402
+    AT_LEAST_TIMEOUT,
     EVERY_OPERATION,
     add_source_arguments,
     row_limit,
@@ -151,8 +152,13 @@ def _add_event_reads(commands: Any, name: str, text: str, env: Mapping[str, str]
                              help="wait until the filter selects N events or more (what "
                                   "an app sent in the background); exit 3 if --timeout "
                                   "passes first")
-            sub.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                             help="how long --at-least waits (%(default)s)")
+            sub.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                             help=f"how long --at-least waits ({AT_LEAST_TIMEOUT:g})")
+            # (alone it was taken and never waited for: a script's `count --timeout 3`
+            # read the count at once, as if it had waited)
+            sub.needs = [("--timeout", "--at-least", "is how long --at-least waits: give "
+                                                     "--at-least N too (without it the "
+                                                     "count is read once, not waited for)")]
         if verb != "count":
             _add_output(sub, follow=verb == "tail")
 
@@ -165,6 +171,9 @@ class _Command(argparse.ArgumentParser):
     comes before it."""
 
     has_commands = False
+    # Flags that mean something only beside another: (flag, the flag it needs, what
+    # the refusal says), each refused when given alone.
+    needs: list[tuple[str, str, str]] = []
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         self.has_commands = True
@@ -182,6 +191,11 @@ class _Command(argparse.ArgumentParser):
         if extras and not self.has_commands:  # (one with commands of its own: the
             # inner command, which took them, said so already)
             self.error(f"unrecognized arguments: {' '.join(extras)}{self._near(extras)}")
+        for flag, needed, why in self.needs:
+            dest, needed_dest = (self._option_string_actions[f].dest for f in (flag, needed))
+            if getattr(parsed, dest, None) is not None \
+                    and getattr(parsed, needed_dest, None) is None:
+                self.error(f"argument {flag}: {why}")
         return parsed, extras
 
     def _near(self, extras: list[str]) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from server.config import DEFAULT_STORE, shown_store, store_url_of
 
 EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may list them all
+AT_LEAST_TIMEOUT = 10.0  # seconds `events count --at-least` waits without --timeout
 
 
 # HOST:PORT, the host a name, an IPv4 address or an IPv6 one in brackets.

@@ -24,7 +24,7 @@ from footfall.console.v1 import console_pb2
 from google.longrunning import operations_pb2
 
 from server import lines, names
-from server.cli_args import EVERY_OPERATION, key_problem
+from server.cli_args import AT_LEAST_TIMEOUT, EVERY_OPERATION, key_problem
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_project, parse_tenant, parse_tenant_or_project
@@ -423,8 +423,9 @@ def _count(args: argparse.Namespace, ask: Callable[[Any], Any], request: Any,
     on stderr when none, without a filter); with --at-least, asked again until it is
     reached or --timeout passes (then exit 3)."""
     counted = ask(request).count
+    timeout = AT_LEAST_TIMEOUT if args.timeout is None else args.timeout
     if args.at_least is not None:  # (a test of an app that sends in the background)
-        deadline = time.monotonic() + args.timeout
+        deadline = time.monotonic() + timeout
         while counted < args.at_least and time.monotonic() < deadline:
             time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
             counted = ask(request).count
@@ -434,7 +435,7 @@ def _count(args: argparse.Namespace, ask: Callable[[Any], Any], request: Any,
     if args.at_least is not None and counted < args.at_least:
         # (a job site's CI read "1 events, not 3": neither its grammar nor its kind)
         _say(f"{lines.counted(counted, one)}, not {args.at_least:,}, after waiting "
-             f"{args.timeout:g} s (--timeout)")
+             f"{timeout:g} s (--timeout)")
         return 3
     return 0
 

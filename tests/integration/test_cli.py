@@ -806,6 +806,25 @@ def test_a_known_flags_bad_value_is_said_in_one_line(command: list[str], said: s
     assert (out.returncode, out.stderr) == (2, said + "\n")
 
 
+@pytest.mark.parametrize("command", [["events", "count", "--parent", CATALOG],
+                                     ["talent-events", "count", "--parent", "projects/p"]])
+def test_a_count_timeout_without_at_least_is_refused_naming_both(
+        command: list[str], tmp_path: Path, history: str) -> None:
+    """`count --timeout 3` was taken and the timeout never waited for: the count was
+    read at once, as if it had waited. With --at-least it waits as before."""
+    out = footfall(*command, "--store", history, "--timeout", "3", cwd=tmp_path)
+    name = " ".join(command[:2])
+    assert (out.returncode, out.stdout, out.stderr) == (
+        2, "", f"footfall {name}: error: argument --timeout: is how long --at-least waits: "
+               f"give --at-least N too (without it the count is read once, not waited "
+               f"for)\n")
+    waited = footfall(*command, "--store", history, "--timeout", "0", "--at-least", "0",
+                      cwd=tmp_path)
+    assert waited.returncode == 0, waited.stderr
+    alone = footfall(*command, "--store", history, cwd=tmp_path)
+    assert alone.returncode == 0 and alone.stdout == waited.stdout, alone.stderr
+
+
 def test_the_ready_lines_are_said_at_any_log_level(tmp_path: Path) -> None:
     """With --log-level WARNING nothing was said: the port --port 0 had picked could
     not be found."""
