@@ -39,6 +39,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.internal import type_checkers
 from google.protobuf.message import Message
 
+from server import near_names
 from server.errors import entry_path
 
 _F = FieldDescriptor
@@ -989,22 +990,24 @@ def _with_near_field(reason: str, descriptor: Any, path: list[str]) -> str:
     except KeyError:
         return reason
     typed, names = found["name"], [field.json_name for field in message.fields]
-    near = [name for name in names if name.lower() == typed.lower().replace("_", "")] or \
-        difflib.get_close_matches(typed, names, n=1)
-    if near:
-        hint = f'did you mean "{near[0]}"?'
-    else:
-        above = [descriptor]
-        for part in path:
-            field = _field_named(above[-1], part.partition("[")[0])
-            if field is None or field.message_type is None:
-                break
-            above.append(field.message_type)
-        owner = next((m for m in reversed(above) if m.full_name != message.full_name
-                      and _field_named(m, typed) is not None), None)
-        if owner is None:
-            return reason
+    # The same name in another case or snake_case; else the very name of a field of a
+    # message above (surer than a likeness); else the field it looks like.
+    same = [name for name in names if name.lower() == typed.lower().replace("_", "")]
+    above = [descriptor]
+    for part in path:
+        field = _field_named(above[-1], part.partition("[")[0])
+        if field is None or field.message_type is None:
+            break
+        above.append(field.message_type)
+    owner = next((m for m in reversed(above) if m.full_name != message.full_name
+                  and _field_named(m, typed) is not None), None)
+    near = same[0] if same else None if owner is not None else near_names.nearest(typed, names)
+    if near is not None:
+        hint = f'did you mean "{near}"?'
+    elif owner is not None:
         hint = f"it is a field of {owner.name} itself, not of {message.name}"
+    else:
+        return reason
     return f"{reason[:found.end()]} ({hint}){reason[found.end():]}"
 
 

@@ -598,6 +598,11 @@ def test_a_field_twice_or_a_list_for_an_object_is_refused_naming_it(
     ({"productDetails": [{"product": {"idd": "p"}}]},
      'Product" has no field named "idd" (did you mean "id"?)'),
     ({"bogus": 1}, 'has no field named "bogus"'),  # (like no field: nothing offered)
+    # compared by words: event_name was told eventTime (name and time share "me")
+    ({"event_name": "x"}, 'has no field named "event_name" (did you mean "eventType"?)'),
+    ({"event_timestamp": "x"},
+     'has no field named "event_timestamp" (did you mean "eventTime"?)'),
+    ({"purchase": {}}, 'has no field named "purchase" (did you mean "purchaseTransaction"?)'),
     # Recommendations AI's events held the visitor in userInfo
     ({"userInfo": {"visitorId": "v"}},
      'UserInfo" has no field named "visitorId" (it is a field of UserEvent itself, not of '
