@@ -924,7 +924,8 @@ class Connection(web.RequestHandler):
                      limit, peer)
         return json_error(http=414, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
-            message=f"the URL is longer than the {limit:,} bytes this server reads (a GET "
+            message=f"the URL is longer than the {limit:,} bytes this server reads ("
+                    f"{'its --max-request-bytes; ' if limit < MAX_URL_BYTES else ''}a GET "
                     f"collect carries at most {GET_EVENT_CHARS:,} characters of event); POST "
                     f"a larger event to the same URL, as JSON"), closing=True)
 

@@ -925,6 +925,18 @@ def test_a_body_that_unpacks_larger_than_the_limit_names_the_flag(
         in answer, answer
 
 
+def test_a_url_over_a_lower_request_limit_names_the_flag(
+        settings: Settings, clock: FixedClock) -> None:
+    # A URL is read up to --max-request-bytes when that is less than MAX_URL_BYTES: its
+    # 414 names the flag to raise, as the 413 of a body does (it named none).
+    target = f"{PIXEL}?userEvent=".encode() + b"a" * (70 * 1024)
+    with serving(settings, clock, max_request_bytes=64 * 1024) as running:
+        answer = answer_to(running.http_port, target)
+    assert answer.split(b" ", 2)[1] == b"414", answer[:300]
+    assert b"the URL is longer than the 65,536 bytes this server reads (its " \
+           b"--max-request-bytes; a GET collect carries at most" in answer, answer
+
+
 def handlers(running: Running) -> int:
     """How many of aiohttp's connection tasks the server's loop still has."""
     async def count() -> int:
