@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 
-from server import protojson
+from server import near_names, protojson
 from server.errors import InvalidArgument
 from server.retail.validation import too_long
 from server.store.rows import EventQuery, TimeBound
@@ -210,9 +210,13 @@ class Parser(Cursor):
     def spelled_as(self, text: str) -> str:
         """" (did you mean visitorId?)" when `text` is a field of the grammar in another
         case or in snake_case (`visitor_id`, `VisitorID`, the column's and the proto's
-        spellings), else "": the list alone left the one letter that differs to the eye."""
+        spellings), or looks like one word by word (`visitor`, `event_timestamp`:
+        server.near_names), else "": the list alone left the one letter that differs to
+        the eye."""
+        fields = self.fields.split(", ")
         camel = re.sub(r"_+(.)", lambda m: m.group(1).upper(), text).lower()
-        near = [f for f in self.fields.split(", ") if f.lower() == camel]
+        near = [f for f in fields if f.lower() == camel] or [
+            f for f in [near_names.nearest(text, fields)] if f is not None]
         return f" (did you mean {near[0]}?)" if near else ""
 
     def bare_event_type(self) -> str:

@@ -104,6 +104,11 @@ def test_the_tighter_bound_wins() -> None:
     # field it spells; a field of no spelling is told the list alone
     ('visitor_id = "v1"', "unknown field 'visitor_id' (did you mean visitorId?); filter on "),
     ('UserID = "u1"', "unknown field 'UserID' (did you mean userId?)"),
+    # ... and one that looks like a field word by word is told it (the list alone was)
+    ('visitor = "v1"', "unknown field 'visitor' (did you mean visitorId?)"),
+    ('event_timestamp > "2026-11-20T00:00:00Z"',
+     "unknown field 'event_timestamp' (did you mean eventTime?)"),
+    ('event_name = "home-page-view"', "unknown field 'event_name' (did you mean eventType?)"),
     ('sessionId = "s1"', "unknown field 'sessionId'; filter on eventType, visitorId, userId, "
                          "eventTime"),
     ("x" * 5001, "at most 5000 characters"),
