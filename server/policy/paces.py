@@ -20,7 +20,10 @@ that waits holds its connection, and a key's were bounded only by the connection
 a key's holder (anyone, for a shop's writer key) could hold every connection, each
 waiting its 2 s. So a key's HTTP requests wait at most those its pace serves within
 PACE_WAIT and WAITING_PAST_PACE more (never more than the gateway allows one key, a
-quarter of --http-max-connections); the next is refused at once (KeyPaces.hold).
+quarter of --http-max-connections); the next is refused (KeyPaces.hold), at once
+within its client address's budget of refusals and after their delay past it, as a
+refusal for want of a key is (server.http.gateway): each answered at once, a client
+keeping a key past that bound had the server refuse 1,900 a second.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ _Kept = tuple[bytes, float]
 
 
 class TooManyWaiting(ResourceExhausted):
-    """A request of a paced key over HTTP refused at once: as many of the key's wait
+    """A request of a paced key over HTTP refused, not waiting: as many of the key's wait
     already as it may have (KeyPaces.hold)."""
 
 
