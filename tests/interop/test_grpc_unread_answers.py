@@ -307,3 +307,38 @@ def test_one_address_holds_part_of_the_calls_without_a_key(tmp_path: Path) -> No
         "client address may have (100 of the 200 the callers without a key may have "
         "together)" in line
         for line in said), said[:3]
+
+
+@pytest.mark.timeout(120)
+def test_calls_without_a_key_past_an_addresss_part_are_refused_within_its_budget(
+        tmp_path: Path) -> None:
+    """A call without a key refused past its client address's part of their share is
+    answered as that address's other refusals for want of a key are: within its budget
+    at once (a burst of 200, the calls it made taking theirs), past it after a delay.
+    Refused at once, one address keeping its part (340) of health checks unread and
+    asking on with 100 in flight had 2,200 refused a second, and another key's writes
+    fell from 1,600 a second to 510."""
+    keys = write_keys(tmp_path / "keys.json", {OTHER: ("reader", ["p"])})
+    share = MOST_CALLS // 3
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
+                        str(keys), "--max-concurrent-rpcs", str(MOST_CALLS),
+                        "--max-streams", "100", "--max-watches", "100") as server:
+        sock, frames = _health_checks_unread(server.port, share // 2, "127.0.0.5")
+        more = 200  # (refused: 100 within the budget left, the rest after a second)
+        try:
+            time.sleep(1.0)  # (the calls taken, each held as its answer waits)
+            assert not {stream for kind, flags, stream, _ in frames.read(0.1)
+                        if kind == HEADERS and flags & END_STREAM}  # (all held)
+            asking, answers = _health_checks_unread(server.port, more, "127.0.0.5")
+            try:
+                began, at_once = time.monotonic(), set()
+                while time.monotonic() - began < 0.5 and len(at_once) < more:
+                    at_once |= {stream for kind, flags, stream, _ in answers.read(0.1)
+                                if kind == HEADERS and flags & END_STREAM}
+                assert len(at_once) < more * 3 // 4, len(at_once)  # (at once: all)
+                refused = at_once | _ended(answers, more - len(at_once))
+                assert len(refused) == more
+            finally:
+                asking.close()
+        finally:
+            sock.close()
