@@ -208,11 +208,11 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
 
     async def _wait(self, name: str, deadline: float,
                     context: grpc.aio.ServicerContext | None) -> operations_pb2.Operation:
+        # (A call that ends meanwhile, cancelled or past its deadline, has its task
+        # cancelled by grpc, and the wait with it: a callback of the context's to wake
+        # it ran only once the call's task was done, after the wait, and left the call
+        # in a reference cycle: see server.policy.call_ends.)
         with self._wakeups.waiter() as wake:
-            if context is not None:
-                # the call ended: cancelled or past its deadline (grpc's stubs want
-                # a class where any callable does)
-                context.add_done_callback(lambda _call: wake.set())  # type: ignore[arg-type]
             while True:
                 wake.clear()  # before the read: a change after it wakes the wait below
                 record = await self._read(name)

@@ -122,3 +122,30 @@ def test_large_answers_leave_no_call_in_a_cycle(running: Running) -> None:
         found, kinds = left_in_cycles(lists)
     assert not CALL_STATE & set(kinds), kinds.most_common(12)
     assert found <= MOST_A_CALL * pages, kinds.most_common(12)
+
+
+def test_operation_waits_leave_no_call_in_a_cycle(running: Running) -> None:
+    """WaitOperation woke its wait from a callback of the call's context (of no use:
+    grpc cancels the call's task, and the wait with it, when the call ends), which
+    left each wait's call in a cycle."""
+    from footfall.retail.v2 import purge_config_pb2
+    from google.longrunning import operations_pb2, operations_pb2_grpc
+    from google.protobuf import duration_pb2
+
+    waits = 50
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        events = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        operation = events.PurgeUserEvents(purge_config_pb2.PurgeUserEventsRequest(
+            parent=PARENT, filter='eventType = "home-page-view"', force=True), timeout=30)
+        operations = operations_pb2_grpc.OperationsStub(channel)
+        request = operations_pb2.WaitOperationRequest(
+            name=operation.name, timeout=duration_pb2.Duration(seconds=20))
+        assert operations.WaitOperation(request, timeout=30).done
+
+        def wait() -> None:
+            for _ in range(waits):
+                operations.WaitOperation(request, timeout=30)
+
+        found, kinds = left_in_cycles(wait)
+    assert not CALL_STATE & set(kinds), kinds.most_common(12)
+    assert found <= MOST_A_CALL * waits, kinds.most_common(12)
