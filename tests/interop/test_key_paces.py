@@ -254,6 +254,17 @@ def _flood(pool: ThreadPoolExecutor, ask: Callable[[], requests.Response],
     return flood
 
 
+def _paced_many_and_free(tmp_path: Any) -> Any:
+    """A keys file of two writer keys: PACED_MANY paced at 1 a second, FREE unpaced."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        PACED_MANY: {"projects": ["p"], "role": "writer", "calls_per_second": 1,
+                     "name": "paced-many"},
+        FREE: {"projects": ["p"], "role": "writer", "name": "free"}}}))
+    keys.chmod(0o600)
+    return keys
+
+
 @pytest.mark.timeout(120)
 def test_a_paced_keys_http_requests_wait_a_few_and_the_rest_are_refused_at_once(
         tmp_path: Any) -> None:
@@ -263,12 +274,7 @@ def test_a_paced_keys_http_requests_wait_a_few_and_the_rest_are_refused_at_once(
     Now a key's requests wait at most those its pace serves within 2 s and 16 more,
     never more than a quarter of --http-max-connections: the next is answered 429 at
     once (a pixel its GIF), closing its connection."""
-    keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"keys": {
-        PACED_MANY: {"projects": ["p"], "role": "writer", "calls_per_second": 1,
-                     "name": "paced-many"},
-        FREE: {"projects": ["p"], "role": "writer", "name": "free"}}}))
-    keys.chmod(0o600)
+    keys = _paced_many_and_free(tmp_path)
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
                         str(keys), "--http-max-connections", str(CONNECTIONS),
                         "--http-max-connections-per-address", "0") as server:
@@ -365,12 +371,7 @@ def test_a_paced_keys_requests_past_those_waiting_are_refused_within_the_address
     asking in a loop with a key paced at 1 a second had 1,900 refused a second (0.85
     of a core), and another key's writes fell from 1,150 a second to 135: what the
     pace had spared the server, the refusals spent."""
-    keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"keys": {
-        PACED_MANY: {"projects": ["p"], "role": "writer", "calls_per_second": 1,
-                     "name": "paced-many"},
-        FREE: {"projects": ["p"], "role": "writer", "name": "free"}}}))
-    keys.chmod(0o600)
+    keys = _paced_many_and_free(tmp_path)
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
                         str(keys), "--http-max-connections", "200",
                         "--http-max-connections-per-address", "0") as server:
