@@ -89,6 +89,19 @@ export function render(main, ctx) {
   });
   const found = table("Client events",
     ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"], "", [], [1, 2]);
+  // Said once a list's first page is in and empty, until a row comes: a filter that
+  // selected nothing (or a tenant without refusals) showed a bare heading, or nothing,
+  // as if the page were still reading.
+  const noEvents = h("p", {class: "hint", id: "tenant-no-events", hidden: true},
+    filter ? "No client event of this tenant matches the filter yet; each one that does "
+      + "shows here as it is stored."
+      : "No client event of this tenant yet; each one shows here as it is stored.");
+  const noRefusals = h("p", {class: "hint", id: "tenant-no-refusals", hidden: true},
+    "None yet; each one shows here as it comes.");
+  const saidNone = () => {
+    noEvents.hidden = !listed.events || failed.events || found.body.children.length > 0;
+    noRefusals.hidden = !listed.refusals || failed.refusals || refusedList.children.length > 0;
+  };
   // The tenant's refused client events: a job site with several tenants found them
   // only among every project's, on the live feed.
   const refusedList = h("ol", {class: "feed", reversed: true, id: "tenant-refused"});
@@ -96,7 +109,8 @@ export function render(main, ctx) {
   const refused = h("section", {"aria-labelledby": "tenant-refused-h"},
     h("h3", {id: "tenant-refused-h"}, "Refused requests that named this tenant"),
     h("p", {class: "hint"}, "Open one to see why, beside the field (a request whose parent ",
-      "was malformed names no tenant: see the live feed)."), refusedStatus, refusedList);
+      "was malformed names no tenant: see the live feed)."), refusedStatus, noRefusals,
+    refusedList);
   // (a button, as the live feed's: a link's #fragment would be a page of the console)
   const heading = refused.querySelector("h3");
   heading.setAttribute("tabindex", "-1");
@@ -112,9 +126,10 @@ export function render(main, ctx) {
         "Counts over them all: Insights"), "; ",
       h("a", {href: `#feed?${new URLSearchParams({tenant})}`}, "beside every refusal: Live feed"),
       ". Open an event by its id to see it whole. ", jump, " follow them."),
-    pause.element, status, opened, found.element, refused, heard.region);
+    pause.element, status, opened, found.element, noEvents, refused, heard.region);
   const held = {events: [], refusals: []};
   const listed = {events: false, refusals: false};
+  const failed = {events: false, refusals: false};  // (said in their status instead)
   // What a resume shows of each at most, the rest dropped while held: a long pause over
   // a busy tenant held every event and refusal that came, and built each at the resume.
   const shown = {events: KEPT, refusals: LISTED};
@@ -132,6 +147,7 @@ export function render(main, ctx) {
   const showRefusals = (items) => {
     for (const rejection of items) refusedList.prepend(h("li", {}, rejectionItem(rejection)));
     while (refusedList.children.length > LISTED) refusedList.lastChild.remove();
+    saidNone();
   };
   const showEvents = (items) => {
     for (const stored of items) {
@@ -146,21 +162,30 @@ export function render(main, ctx) {
     // (as the live feed keeps its columns: a page left open on a busy tenant grew a
     // row an event, for hours)
     while (found.body.children.length > KEPT) found.body.lastChild.remove();
+    saidNone();
   };
   // (once the events' first page is in: each stream holds one of the browser's six
   // connections to the server, as on the live feed)
   const followRefusals = () => follow(route`/console/v1/${tenant}/rejections`, "rejections", {
     signal: ctx.signal,
-    onError: (error) => refusedStatus.replaceChildren(...liveFailure(error)),
-    onListed: () => { listed.refusals = true; },
+    onError: (error) => {
+      refusedStatus.replaceChildren(...liveFailure(error));
+      failed.refusals = Boolean(error);
+      saidNone();
+    },
+    onListed: () => { listed.refusals = true; saidNone(); },
     onItems: (items) => arrived("refusals", items, showRefusals),
   });
   // (byTime: the page is the latest by create time, not by id: the watch is opened
   // first, from now, as the live feed's of user events)
   follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
     signal: ctx.signal, byTime: true, query: filter ? {filter} : {},
-    onListed: () => { listed.events = true; followRefusals(); },
-    onError: (error) => status.replaceChildren(...liveFailure(error)),
+    onListed: () => { listed.events = true; saidNone(); followRefusals(); },
+    onError: (error) => {
+      status.replaceChildren(...liveFailure(error));
+      failed.events = Boolean(error);
+      saidNone();
+    },
     onItems: (items) => arrived("events", items, showEvents),
   });
 }
