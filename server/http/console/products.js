@@ -53,7 +53,10 @@ export function render(main, ctx) {
        signal: ctx.signal});
     for (const p of page.products || []) {
       found.body.append(found.row([p.id || p.name.split("/").pop(), p.title || "",
-        (p.categories || []).join(", "), price(p),
+        // (one a line: joined by ", ", two categories of "A > B" read as one path, and
+        // a category holding a comma as two)
+        h("div", {class: "categories"}, (p.categories || []).map((c) => h("div", {}, c))),
+        price(p),
         // (proto3 JSON leaves an unset one out: the cell was empty, though purges and
         // exports count it as IN_STOCK, Google's default)
         p.availability || h("span", {class: "hint"}, "unset (IN_STOCK)"), stock(p)]));
