@@ -82,8 +82,10 @@ class _Form:
                    else f"the {name} must be named ('-' stands for every project only "
                         f"where a read allows it)" if name == "project" and part == "-"
                    else f"the {name} must not be {part!r}" if part in (".", "..")
+                   # (counted from 1, as a filter's characters are: "at 1" was the 2nd)
                    else f"the {name} must not hold white space, control or invisible format "
-                        f"characters, got {bad[0]!r} at {bad.start()}" if bad is not None
+                        f"characters, got {bad[0]!r} at character {bad.start() + 1}"
+                        if bad is not None
                    else None)
             found = found or why  # (the first; the segments after it must still fit the form)
         return found
@@ -112,7 +114,7 @@ def product_id_problem(product_id: str) -> str | None:
     if bad is None:
         return None
     return (f"must not hold white space, control or invisible format characters, got "
-            f"{bad[0]!r} at {bad.start()}")
+            f"{bad[0]!r} at character {bad.start() + 1}")
 
 
 def _group(variable: re.Match[str]) -> str:

@@ -15,6 +15,7 @@ from server.names import (
     parse_product,
     parse_product_key,
     parse_tenant,
+    product_id_problem,
     product_name,
     resolve_default_branch,
 )
@@ -101,10 +102,10 @@ def test_bad_catalog_names_the_field(bad: str) -> None:
 @pytest.mark.parametrize(("bad", "why"), [
     ("projects/p/locations/global/catalogs/a b",
      "the catalog must not hold white space, control or invisible format characters, "
-     "got ' ' at 1, in 'projects/p/locations/global/catalogs/a b'"),
+     "got ' ' at character 2, in 'projects/p/locations/global/catalogs/a b'"),
     ("projects/p\u200b/locations/global/catalogs/c",
      "the project must not hold white space, control or invisible format characters, "
-     "got '\\u200b' at 1"),
+     "got '\\u200b' at character 2"),
     ("projects/-/locations/global/catalogs/c", "the project must be named ('-' stands for "
                                                "every project only where a read allows it)"),
     ("projects/p/locations//catalogs/c", "the location is empty"),
@@ -262,3 +263,10 @@ def test_a_default_tenants_job_has_both_its_names() -> None:
     assert spellings == ("projects/p/tenants/default_tenant/jobs/j", "projects/p/jobs/j")
     assert names.job_spellings(parse_job("projects/p/tenants/t/jobs/j", "job")) == (
         "projects/p/tenants/t/jobs/j",)
+
+
+def test_a_product_id_says_where_its_bad_character_is_counted_from_1() -> None:
+    """`"p q"` was told `got ' ' at 1`: the 2nd character, where a filter's
+    `at character 13` counts from 1 (a new user read "at 1" as the first)."""
+    assert product_id_problem("p q") == ("must not hold white space, control or invisible "
+                                         "format characters, got ' ' at character 2")
