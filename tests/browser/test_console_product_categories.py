@@ -23,6 +23,13 @@ async def read_the_products(devtools_url: str, port: int, folder: Path) -> Any:
         cells = await devtools.evaluate(session, """[...document.querySelectorAll(
             'main tbody tr td:nth-child(3) .categories')].map(
               c => [...c.children].map(line => line.innerText))""")
+        # a path wrapped on a phone goes on indented (a hanging indent), so that its
+        # second line is not read as a category of its own
+        indents = await devtools.evaluate(session, """[...document.querySelectorAll(
+            'main tbody .categories > div')].map(line => [
+              parseFloat(getComputedStyle(line).paddingLeft),
+              parseFloat(getComputedStyle(line).textIndent)])""")
+        assert indents and all(pad > 0 and indent == -pad for pad, indent in indents), indents
         await photograph(devtools, session, folder, "product-categories")
         await no_problems(devtools, session)
         return cells
