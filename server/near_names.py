@@ -59,7 +59,7 @@ def _split(typed: list[str], vocabulary: set[str]) -> list[str]:
     word of `vocabulary` begins it: [event, name]."""
     parted: list[str] = []
     for word in typed:
-        while len(word) > 3:
+        while len(word) > 3 and word not in vocabulary:  # (`timestamp` is one word)
             head = max((v for v in vocabulary if len(v) > 1 and word.startswith(v)
                         and len(word) - len(v) > 1), key=len, default=None)
             if head is None:
@@ -95,6 +95,7 @@ def _closeness(typed: list[str], field: list[str]) -> tuple[float, float, bool, 
     left = list(range(len(field)))
     same = alike = 0.0
     head = strong = False
+    matched = 0
     for i, word in enumerate(typed):
         best, j = max(((_alike(word, field[j]), j) for j in left), default=((0.0, 0.0), -1))
         if best[1] > 0:
@@ -102,7 +103,11 @@ def _closeness(typed: list[str], field: list[str]) -> tuple[float, float, bool, 
             same, alike = same + best[0], alike + best[1]
             head = head or (i == 0 and j == 0)
             strong = strong or field[j] not in _WEAK
-    if not strong:
+            matched += 1
+    # (a field that shares the first word, or every word typed, or all its own, is a
+    # guess; one that shares only some other word is not: `profileEvents` shares
+    # `event` alone with `jobEvent`, a field of another kind)
+    if not strong or not (head or matched == len(typed) or matched == len(field)):
         return 0.0, 0.0, False, 0.0
     letters = difflib.SequenceMatcher(None, "".join(typed), "".join(field)).ratio()
     most = max(len(typed), len(field))

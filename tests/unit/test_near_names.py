@@ -58,8 +58,11 @@ def test_a_user_event_field_misspelt_is_told_the_one_meant(typed: str, meant: st
     ("category", PRODUCT, "categories"),
     ("create_timestamp", CLIENT_EVENT, "createTime"),
     ("job", CLIENT_EVENT, "jobEvent"),
+    # a field sharing only a word that is neither the first nor all of either name is
+    # no guess (the interop test of talent's REST events saw jobEvent suggested)
+    ("profileEvents", CLIENT_EVENT, None),
 ])
-def test_other_messages_fields_alike(typed: str, names: list[str], meant: str) -> None:
+def test_other_messages_fields_alike(typed: str, names: list[str], meant: str | None) -> None:
     assert nearest(typed, names) == meant
 
 
