@@ -10,6 +10,14 @@ with data of the same shape and content of our own.
   `projects/P/jobs/J`.
 - Retail's interactive tutorials (events/: write, purge, rejoin, inline and Cloud
   Storage imports, and their resources/user_events*.json files).
+- The same tutorials in C# (dotnet-docs-samples retail/interactive-tutorial): their
+  inline import sends three identical events (one visitor, one second) and its test
+  expects 3 successes and no failure at every run; their purge test expects the one
+  event its write stored to be purged.
+- Rows of the BigQuery table the tutorials load their events into (its
+  events_schema.json), as `bq extract` writes them: what README's "export the table
+  as newline-delimited JSON, then import the files" turns into an import.
+- The Python and Java CreateClientEvent samples name one job twice in `jobs`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from .support import (
     assert_names_fields,
     count_events,
     finish,
+    list_events,
     put_gcs,
     wait_until,
 )
@@ -316,3 +325,109 @@ def test_the_tutorials_invalid_catalog_name_is_refused_naming_parent(
             retail.rejoin_user_events(retail_v2.RejoinUserEventsRequest(
                 parent=parent, user_event_rejoin_scope=UNJOINED), timeout=RPC_DEADLINE)
     assert_names_fields(refused.value, ["parent"])
+
+
+# -- the C# tutorials (dotnet-docs-samples retail/interactive-tutorial) --
+
+def test_the_csharp_inline_import_counts_its_identical_events_at_every_run(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """ImportUserEventsInlineSourceSample: three home-page-views that are one event
+    (the same visitor, the same whole second), polled until completed; its test
+    expects SuccessCount 3 and FailureCount 0, and runs again on the same catalog."""
+    now = timestamp_pb2.Timestamp(seconds=int(time.time()))
+    same = [retail_v2.UserEvent(event_type="home-page-view", visitor_id="test_visitor_id",
+                                event_time=now) for _ in range(3)]
+    request = retail_v2.ImportUserEventsRequest(
+        parent=catalog, input_config=retail_v2.UserEventInputConfig(
+            user_event_inline_source=retail_v2.UserEventInlineSource(user_events=same)))
+    for _ in range(2):
+        operation = retail.import_user_events(request, timeout=RPC_DEADLINE)
+        assert not finish(operation).error_samples
+        assert (operation.metadata.success_count, operation.metadata.failure_count) == (3, 0)
+    assert count_events(server.store, catalog, server.workdir) == 1
+
+
+def test_the_csharp_purge_sample_purges_the_event_its_write_stored(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """PurgeUserEventSample: a detail-page-view of `test_id` (no product of the
+    catalog) with a quantity, written, then `visitorId="test_visitor_id"` purged with
+    force; its test expects PurgedEventsCount 1."""
+    event = retail_v2.UserEvent(
+        event_type="detail-page-view", visitor_id="test_visitor_id",
+        event_time=timestamp_pb2.Timestamp(seconds=int(time.time())),
+        product_details=[retail_v2.ProductDetail(product=retail_v2.Product(id="test_id"),
+                                                 quantity=3)])
+    assert retail.write_user_event(retail_v2.WriteUserEventRequest(
+        parent=catalog, user_event=event), timeout=RPC_DEADLINE) == event
+    purge = retail.purge_user_events(retail_v2.PurgeUserEventsRequest(
+        parent=catalog, filter='visitorId="test_visitor_id"', force=True), timeout=RPC_DEADLINE)
+    assert finish(purge).purged_events_count == 1
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def bigquery_row(event_type: str, visitor: str, **columns: Any) -> str:
+    """A row of the tutorials' events table (events_schema.json: eventType, visitorId
+    and eventTime as STRING, searchQuery, cartId, pageCategories, productDetails of
+    {product {id}, quantity INTEGER}, purchaseTransaction {revenue FLOAT,
+    currencyCode}) as `bq extract --destination_format NEWLINE_DELIMITED_JSON` writes
+    it: every repeated column, an empty one as [], integers in quotes (BigQuery's JSON
+    keeps INT64 as text), a NULL column left out."""
+    row: dict[str, Any] = {"eventType": event_type, "visitorId": visitor,
+                           "eventTime": "2024-05-19T10:27:42+00:00", "pageCategories": [],
+                           "productDetails": []}
+    row.update(columns)
+    return json.dumps(row, separators=(",", ":"))
+
+
+def test_rows_of_the_tutorials_bigquery_table_import_once_extracted(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str) -> None:
+    """README sends a BigQuery import to `bq extract` and a Cloud Storage import: the
+    rows of the table Google's tutorials load their events into import whole, a row
+    written with its NULL columns as null too; an event type Google does not know, with
+    a search query (the tutorials' invalid line), fails alone, naming the query."""
+    detail = {"product": {"id": "JACKET-DENIM-01"}, "quantity": "3"}
+    rows = put_gcs(server.gcs_root, f"{gcs_folder}/events-000000000000.json", [
+        bigquery_row("home-page-view", "bq-visitor-1"),
+        bigquery_row("search", "bq-visitor-1", searchQuery="wool hiking socks",
+                     pageCategories=["Apparel > Socks"]),
+        bigquery_row("detail-page-view", "bq-visitor-1", productDetails=[detail]),
+        bigquery_row("add-to-cart", "bq-visitor-1", cartId="cart-7", productDetails=[detail]),
+        bigquery_row("purchase-complete", "bq-visitor-1", cartId="cart-7",
+                     productDetails=[detail],
+                     purchaseTransaction={"revenue": 89.97, "currencyCode": "EUR"}),
+        bigquery_row("home-page-view", "bq-visitor-2", searchQuery=None, cartId=None,
+                     purchaseTransaction=None),
+        bigquery_row("invalid", "bq-visitor-2", searchQuery="blue denim jacket"),
+    ])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [rows]}}},
+        timeout=RPC_DEADLINE)
+    [sample] = finish(operation).error_samples
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (6, 1)
+    assert "line 7" in sample.message and "search_query" in sample.message, sample.message
+    stored = {(e["eventType"], e["visitorId"]): e
+              for e in list_events(server.store, catalog, server.workdir)}
+    assert len(stored) == 6
+    bought = stored[("purchase-complete", "bq-visitor-1")]
+    assert bought["productDetails"] == [detail | {"quantity": 3}]
+    assert bought["purchaseTransaction"] == {"revenue": 89.97, "currencyCode": "EUR"}
+    assert "pageCategories" not in stored[("home-page-view", "bq-visitor-1")]
+
+
+def test_the_client_event_samples_name_one_job_twice(
+        talent_beta: talent_v4beta1.EventServiceClient, talent: talent_v4.EventServiceClient,
+        tenant: str) -> None:
+    """job_search_create_client_event.py and JobSearchCreateClientEvent.java give
+    `jobs` two elements of one value: kept as sent, and a retry answered the same."""
+    job = f"{tenant}/jobs/nurse-night"
+    sent = talent_v4beta1.ClientEvent(
+        request_id="req-from-search-response-metadata", event_id="one-job-twice",
+        create_time=timestamp_pb2.Timestamp(seconds=3),
+        job_event=talent_v4beta1.JobEvent(type_=VIEW, jobs=[job, job]))
+    for _ in range(2):
+        assert talent_beta.create_client_event(parent=tenant, client_event=sent,
+                                               timeout=RPC_DEADLINE) == sent
+    as_v4 = talent_v4.ClientEvent.deserialize(talent_v4beta1.ClientEvent.serialize(sent))
+    assert talent.create_client_event(parent=tenant, client_event=as_v4,
+                                      timeout=RPC_DEADLINE) == as_v4
