@@ -558,6 +558,8 @@ async def change_a_key_that_reads_nothing(devtools_url: str, port: int, folder: 
             session, "document.querySelector('main').innerText.includes('role (writer)')"),
             "the writer key refused")
         said = await text_of(devtools, session, "main")
+        # (the header said "Catalog: not read yet" beside the refusal: nothing is read)
+        said += "\nheader: " + await text_of(devtools, session, "header .context")
         # the focus is on the way out (it fell to the page's body: the form is hidden)
         assert await devtools.evaluate(session, "document.activeElement.id") == "key-button"
         await photograph(devtools, session, folder, "key-reads-nothing")
@@ -581,6 +583,7 @@ def test_a_key_that_may_not_read_can_be_changed_from_the_project_page(
     # (the refusal's reason says it is the key's role, not the project named)
     assert "This key's role may not read any project: use a reader or admin key (Change " \
            "key, above)." in said, said
+    assert said.endswith("\nheader: Change key"), said
 
 
 async def see_totals_of_year_1_and_today(devtools_url: str, port: int, shots: Path) -> str:

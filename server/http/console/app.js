@@ -149,6 +149,7 @@ function askProject(error) {
   main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
     ...failed, h("p", {}, advice), form, said);
   retitle();
+  placeChooser();
   keyButton.hidden = !hasKey();
   // (hidden, the form's input could not take the focus: it fell to the page's body)
   if (role && !keyButton.hidden) keyButton.focus();
@@ -313,7 +314,9 @@ function urlProblem(page, params) {
 }
 
 /** A tenant's pages read no catalog: the header's chooser, which changed nothing
- *  visible there, steps aside (the key's button stays). Read from the URL. */
+ *  visible there, steps aside (the key's button stays). Read from the URL. So it does
+ *  while the key may not read (the project's form, or a role's refusal, in place of the
+ *  page): it said "not read yet" beside the refusal, as if a read were on its way. */
 function placeChooser() {
   const [route, query = ""] = (location.hash.slice(1) || "feed").split("?");
   const name = route.split("/")[0];
@@ -321,7 +324,7 @@ function placeChooser() {
   const tenantPage = name === "talent" || (name === "feed" && params.has("tenant")) ||
     (name === "insights" && (params.get("parent") || "").includes("/tenants/"));
   for (const part of [chooser, document.querySelector("label[for=catalog]")]) {
-    part.hidden = tenantPage;
+    part.hidden = tenantPage || denied !== null;
   }
 }
 
