@@ -3,7 +3,7 @@
 // #feed?tenant=...: the accepted client events of a talent tenant (with no catalog
 // holding events, those of the first tenant) beside the refusals likewise.
 
-import {follow} from "./api.js";
+import {findById, follow} from "./api.js";
 import {clientEventLink} from "./client-event.js";
 import {h, liveFailure, when} from "./dom.js";
 import {eventLink, remember} from "./event.js";
@@ -11,6 +11,15 @@ import {jsonView} from "./json.js";
 import {route} from "./names.js";
 
 export const KEPT = 200;  // items each column keeps on screen
+// How often a column asks whether the first item it showed is still stored: a reset
+// (a test suite's, between its tests) deleted what the feed showed, and the feed
+// went on showing it, the new events on top of those gone, until the page was
+// reloaded. (Nothing on the watch says so: ids are never given again.)
+const STILL_STORED_MS = 4000;
+// How long it waits for the server to send that item: sent at once when it is stored,
+// later only when the watches are behind (a busy server), when the column would be
+// read again for nothing.
+const FIND_MS = 5000;
 // Whether the refused column shows only the requests that named the chosen catalog
 // (or the tenant followed; kept for the tab, as the chosen catalog is).
 const OF_CATALOG = "footfall.refusedOfCatalog";
@@ -182,11 +191,15 @@ function column(id, title, hint, heard, pause) {
   const section = h("section", {"aria-labelledby": `${id}-h`},
     h("h3", {id: `${id}-h`}, `${title} `, count), about, status, list);
   let total = 0;
+  let first = null;  // the lowest id added since the column started (BigInt)
   return {
     section,
+    /** The lowest id added since the column last started, as a string; null if none. */
+    get first() { return first === null ? null : String(first); },
     /** Start again empty, saying `hint`. */
     clear(hint) {
       total = 0;
+      first = null;
       live = false;
       held = [];
       // (a column started again while paused, "Only those that named this catalog"
@@ -194,13 +207,16 @@ function column(id, title, hint, heard, pause) {
       if (heldCount) pause.held(-heldCount);
       heldCount = 0;
       count.textContent = "0";
-      about.textContent = hint;
+      about.replaceChildren(...h("p", {}, hint).childNodes);
       list.replaceChildren();
       status.replaceChildren();
     },
     /** From now on, what is added is news. */
     listed() { live = true; },
     add(items, render, weight = () => 1) {
+      for (const item of items) {
+        if (first === null || BigInt(item.id) < first) first = BigInt(item.id);
+      }
       const added = items.reduce((n, item) => n + weight(item), 0);
       total += added;
       if (live) heard(added);
@@ -252,11 +268,11 @@ export function render(main, ctx) {
   const followed = tenant || ctx.catalog;  // what the accepted column follows
   const heard = news(ctx.signal);
   const pause = pauser(() => { accepted.resume(); refused.resume(); });
-  const accepted = column("accepted", "Accepted",
-    tenant ? ofTenant(tenant, ctx.tenants, Boolean(named))
-      : ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
-        "count is of these; the Catalogs page counts them all). Open one to see it whole."
-        : "No catalog holds events yet: send one and it shows here.",
+  const acceptedHint = () => (tenant ? ofTenant(tenant, ctx.tenants, Boolean(named))
+    : ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
+      "count is of these; the Catalogs page counts them all). Open one to see it whole."
+      : "No catalog holds events yet: send one and it shows here.");
+  const accepted = column("accepted", "Accepted", acceptedHint(),
     (n) => heard.note("accepted", n), pause);
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
@@ -278,31 +294,45 @@ export function render(main, ctx) {
   // The refusals are followed once the events' first page is in: each stream holds
   // one of the browser's six connections to the server, and with two left to a tab
   // (three others open), both streams could take them while a page waited for ever.
-  if (tenant) {
-    follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
-      signal: ctx.signal, onError: accepted.error, byTime: true,
+  const acceptedPath = tenant ? route`/console/v1/${tenant}/clientEvents`
+    : ctx.catalog ? route`/console/v1/${ctx.catalog}/userEvents` : "";
+  let accepting = null;
+  /** Reads the accepted column afresh (`why`: said after its hint), then its refusals. */
+  const followAccepted = (why = "") => {
+    accepting?.abort();
+    accepting = new AbortController();
+    const signal = AbortSignal.any([ctx.signal, accepting.signal]);
+    if (why) accepted.clear([acceptedHint(), " ", why]);
+    follow(acceptedPath, tenant ? "clientEvents" : "userEvents", {
+      signal, onError: accepted.error, byTime: true,
       onListed: () => { accepted.listed(); followRefusals(); },
-      onItems: (items) => accepted.add(items, (stored) => clientEventLink(stored, tenant)),
-    });
-  } else if (ctx.catalog) {
-    follow(route`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
-      signal: ctx.signal, onError: accepted.error, byTime: true,
-      onListed: () => { accepted.listed(); followRefusals(); },
-      onItems: (items) => {
-        items.forEach(remember);
-        accepted.add(items, eventLink);
+      onItems: (items) => {  // (none of a follow let go: its page may come after)
+        if (signal.aborted) return;
+        if (tenant) {
+          accepted.add(items, (stored) => clientEventLink(stored, tenant));
+        } else {
+          items.forEach(remember);
+          accepted.add(items, eventLink);
+        }
       },
     });
+  };
+  if (acceptedPath) {
+    followAccepted();
+    whileStored(acceptedPath, accepted, () => followAccepted(deleted("events")), ctx.signal);
   }
   let following = null;
-  const followRefusals = () => {
+  let refusedPath = "";
+  const followRefusals = (why = "") => {
     following?.abort();
     following = new AbortController();
     const signal = AbortSignal.any([ctx.signal, following.signal]);
     const ofCatalog = followed && sessionStorage.getItem(OF_CATALOG) === "yes";
-    refused.clear(ofCatalog ? `Refused requests that named ${followed} (not those whose ` +
-      "parent was malformed); open one to see why, beside the field." : everywhere);
-    follow(route`/console/v1/${ofCatalog ? followed : ctx.projects}/rejections`, "rejections", {
+    refused.clear([ofCatalog ? `Refused requests that named ${followed} (not those whose ` +
+      "parent was malformed); open one to see why, beside the field." : everywhere,
+      why ? ` ${why}` : ""]);
+    refusedPath = route`/console/v1/${ofCatalog ? followed : ctx.projects}/rejections`;
+    follow(refusedPath, "rejections", {
       signal, onError: refused.error, onListed: () => refused.listed(),
       // each refusal with those it counts (alike, right after it)
       onItems: (items) => {  // (none of a follow let go: its page may come after)
@@ -321,4 +351,39 @@ export function render(main, ctx) {
       ` Only those that named this ${tenant ? "tenant" : "catalog"}`));
   }
   if (!followed) followRefusals();
+  whileStored(() => refusedPath, refused, () => followRefusals(deleted("refusals")),
+    ctx.signal);
+}
+
+/** Said in a column's hint once it was read afresh because what it showed of `what`
+ *  ("events" or "refusals") was deleted. */
+function deleted(what) {
+  const how = what === "events" ? "a reset, a purge or retention"
+    : "a reset, or more refused since than the server keeps";
+  return `Read again at ${when(new Date().toISOString())}: the ${what} shown before were ` +
+    `deleted (${how}).`;
+}
+
+/** Calls `onGone()` when the first item `column` shows (its lowest id) is no longer
+ *  stored at `path` (a route, or a function giving it), asked every STILL_STORED_MS
+ *  while the tab is seen, until `signal` aborts. */
+function whileStored(path, column, onGone, signal) {
+  let asking = false;
+  const ask = async () => {
+    const id = column.first;
+    const at = typeof path === "function" ? path() : path;
+    if (asking || id === null || !at || document.hidden) return;
+    asking = true;
+    try {
+      const found = await findById(at, id, {signal, waitMs: FIND_MS});
+      // (not when the column started again meanwhile: its first is another's)
+      if (!found && !signal.aborted && column.first === id) onGone();
+    } catch {
+      // the server out of reach, or the key gone: the columns' watches say so
+    } finally {
+      asking = false;
+    }
+  };
+  const timer = setInterval(ask, STILL_STORED_MS);
+  signal.addEventListener("abort", () => clearInterval(timer), {once: true});
 }
