@@ -36,13 +36,18 @@ async def reset_under_the_feed(devtools_url: str, port: int, folder: Path) -> di
                      f"({REFUSED}).includes('before-refused')"),
             "the events and the refusal written before")
 
-        # Reset with nothing written after: the columns empty.
+        # Reset with nothing written after: the columns empty. (The keyboard was on an
+        # event: it stays in its column.)
+        assert await devtools.evaluate(
+            session, "(e => { e.focus(); return document.activeElement === e })"
+                     "(document.querySelector('#accepted a.event'))")
         status, _ = rest(port, "POST", f"/console/v1/projects/{PROJECT}:reset", {})
         assert status == 200
         await until(lambda: devtools.evaluate(
             session, f"!({ACCEPTED}).includes('before-') && !({REFUSED}).includes('before-')"),
             "the deleted events and refusal gone", within=SEEN_WITHIN)
         seen["emptied"] = await devtools.evaluate(session, ACCEPTED_HINT)
+        seen["focus"] = await devtools.evaluate(session, "document.activeElement.id")
 
         # Written again (as a suite's next test does): only the new ones show.
         write(port, eventType="home-page-view", visitorId="after-0")
@@ -74,5 +79,6 @@ def test_the_feed_reads_again_what_a_reset_deleted(browser_executable: str, runn
                        running.http_port, shots, within=120)
     assert "the events shown before were deleted (a reset, a purge or retention)" \
         in seen["emptied"], seen
+    assert seen["focus"] == "accepted-h", seen
     assert seen["count"] == "2" and seen["lines"] == 2, seen
     assert "after-1" in seen["accepted"], seen

@@ -188,8 +188,8 @@ function column(id, title, hint, heard, pause) {
   const status = h("div", {class: "status", role: "status"});
   const list = h("ol", {class: "feed", reversed: true, id});
   const about = h("p", {class: "hint"}, hint);
-  const section = h("section", {"aria-labelledby": `${id}-h`},
-    h("h3", {id: `${id}-h`}, `${title} `, count), about, status, list);
+  const heading = h("h3", {id: `${id}-h`, tabindex: "-1"}, `${title} `, count);
+  const section = h("section", {"aria-labelledby": `${id}-h`}, heading, about, status, list);
   let total = 0;
   let first = null;  // the lowest id added since the column started (BigInt)
   return {
@@ -208,7 +208,11 @@ function column(id, title, hint, heard, pause) {
       heldCount = 0;
       count.textContent = "0";
       about.replaceChildren(...h("p", {}, hint).childNodes);
+      // (the focus on an item, gone with it, fell to the page's body: read again after a
+      // reset, the keyboard started over from the top of the page)
+      const focused = list.contains(document.activeElement);
       list.replaceChildren();
+      if (focused) heading.focus({preventScroll: true});
       status.replaceChildren();
     },
     /** From now on, what is added is news. */
