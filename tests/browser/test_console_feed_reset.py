@@ -12,6 +12,7 @@ from server.app import Running
 from .cdp import DevTools
 from .pages import in_chromium, no_problems, open_console, photograph, until
 from .test_console import CATALOG, PROJECT, rest, write
+from .test_console_job_site import OTHER_TENANT, client_event
 
 ACCEPTED = "document.querySelector('#accepted')?.innerText || ''"
 REFUSED = "document.querySelector('#refused')?.textContent || ''"  # (closed ones too)
@@ -82,3 +83,39 @@ def test_the_feed_reads_again_what_a_reset_deleted(browser_executable: str, runn
     assert seen["focus"] == "accepted-h", seen
     assert seen["count"] == "2" and seen["lines"] == 2, seen
     assert "after-1" in seen["accepted"], seen
+
+
+TABLE = "document.querySelector('main table')?.innerText || ''"
+
+
+async def reset_under_the_talent_page(devtools_url: str, port: int,
+                                      folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#talent?"
+                                               f"tenant={OTHER_TENANT}")
+        await until(lambda: devtools.evaluate(session, f"({TABLE}).includes('before-1')"),
+                    "the client events written before")
+        status, _ = rest(port, "POST", f"/console/v1/{OTHER_TENANT}:reset", {})
+        assert status == 200
+        client_event(port, OTHER_TENANT, "after-0", "VIEW", [f"{OTHER_TENANT}/jobs/j"])
+        await until(lambda: devtools.evaluate(
+            session, f"({TABLE}).includes('after-0') && !({TABLE}).includes('before-')"),
+            "only what was written after the reset", within=SEEN_WITHIN)
+        said = await devtools.evaluate(
+            session, "document.querySelector('#tenant-read-again').innerText")
+        rows = await devtools.evaluate(session, "document.querySelectorAll('main tbody tr')"
+                                                ".length")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, folder, "talent-after-reset")
+    return {"said": said, "rows": rows}
+
+
+def test_the_talent_page_reads_again_what_a_reset_deleted(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    for n in range(2):
+        client_event(running.http_port, OTHER_TENANT, f"before-{n}", "VIEW",
+                     [f"{OTHER_TENANT}/jobs/j"])
+    seen = in_chromium(browser_executable, tmp_path / "profile", reset_under_the_talent_page,
+                       running.http_port, shots, within=120)
+    assert seen["rows"] == 1, seen
+    assert "the client events shown before were deleted (a reset)" in seen["said"], seen

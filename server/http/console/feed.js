@@ -360,10 +360,11 @@ export function render(main, ctx) {
 }
 
 /** Said in a column's hint once it was read afresh because what it showed of `what`
- *  ("events" or "refusals") was deleted. */
-function deleted(what) {
-  const how = what === "events" ? "a reset, a purge or retention"
-    : "a reset, or more refused since than the server keeps";
+ *  ("events", "client events" or "refusals") was deleted. */
+export function deleted(what) {
+  const how = what === "refusals" ? "a reset, or more refused since than the server keeps"
+    : what === "events" ? "a reset, a purge or retention"
+    : "a reset";
   return `Read again at ${when(new Date().toISOString())}: the ${what} shown before were ` +
     `deleted (${how}).`;
 }
@@ -371,7 +372,7 @@ function deleted(what) {
 /** Calls `onGone()` when the first item `column` shows (its lowest id) is no longer
  *  stored at `path` (a route, or a function giving it), asked every STILL_STORED_MS
  *  while the tab is seen, until `signal` aborts. */
-function whileStored(path, column, onGone, signal) {
+export function whileStored(path, column, onGone, signal) {
   let asking = false;
   const ask = async () => {
     const id = column.first;

@@ -4,7 +4,7 @@
 import {follow} from "./api.js";
 import {what} from "./client-event.js";
 import {h, liveFailure, table, when} from "./dom.js";
-import {KEPT, news, pauser, rejectionItem} from "./feed.js";
+import {KEPT, deleted, news, pauser, rejectionItem, whileStored} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
 import {route} from "./names.js";
@@ -50,6 +50,8 @@ export function render(main, ctx) {
     location.hash = hrefOf(tenant, input.value);
   });
   const status = h("div", {role: "status"});
+  // Why the lists were read again, when they were (see whileStored).
+  const readAgain = h("p", {class: "hint", id: "tenant-read-again", hidden: true});
   // What came after the first pages: said to a screen reader in a sentence every few
   // seconds, and held while the Pause button is pressed (as on the live feed).
   const heard = news(ctx.signal);
@@ -126,14 +128,39 @@ export function render(main, ctx) {
         "Counts over them all: Insights"), "; ",
       h("a", {href: `#feed?${new URLSearchParams({tenant})}`}, "beside every refusal: Live feed"),
       ". Open an event by its id to see it whole. ", jump, " follow them."),
-    pause.element, status, opened, found.element, noEvents, refused, heard.region);
+    pause.element, status, readAgain, opened, found.element, noEvents, refused, heard.region);
   const held = {events: [], refusals: []};
   const listed = {events: false, refusals: false};
   const failed = {events: false, refusals: false};  // (said in their status instead)
   // What a resume shows of each at most, the rest dropped while held: a long pause over
   // a busy tenant held every event and refusal that came, and built each at the resume.
   const shown = {events: KEPT, refusals: LISTED};
+  // the lowest id each list showed since it was last read (BigInt), and its follow
+  const first = {events: null, refusals: null};
+  const following = {events: null, refusals: null};
+  /** The signal of a new follow of `kind`'s list, the last one let go; with `why`, the
+   *  list is emptied first and the page says why. */
+  const restart = (kind, why) => {
+    following[kind]?.abort();
+    following[kind] = new AbortController();
+    if (why) {
+      const list = kind === "events" ? found.body : refusedList;
+      const focused = list.contains(document.activeElement);
+      list.replaceChildren();
+      held[kind] = [];
+      listed[kind] = false;
+      first[kind] = null;
+      readAgain.textContent = why;
+      readAgain.hidden = false;
+      saidNone();
+      if (focused) main.focus({preventScroll: true});  // (it fell to the page's body)
+    }
+    return AbortSignal.any([ctx.signal, following[kind].signal]);
+  };
   const arrived = (kind, items, show) => {
+    for (const item of items) {
+      if (first[kind] === null || BigInt(item.id) < first[kind]) first[kind] = BigInt(item.id);
+    }
     if (!listed[kind]) return show(items);
     heard.note(kind === "events" ? "accepted" : "refused", items.length);
     if (!pause.paused) return show(items);
@@ -166,26 +193,44 @@ export function render(main, ctx) {
   };
   // (once the events' first page is in: each stream holds one of the browser's six
   // connections to the server, as on the live feed)
-  const followRefusals = () => follow(route`/console/v1/${tenant}/rejections`, "rejections", {
-    signal: ctx.signal,
-    onError: (error) => {
-      refusedStatus.replaceChildren(...liveFailure(error));
-      failed.refusals = Boolean(error);
-      saidNone();
-    },
-    onListed: () => { listed.refusals = true; saidNone(); },
-    onItems: (items) => arrived("refusals", items, showRefusals),
-  });
+  const eventsPath = route`/console/v1/${tenant}/clientEvents`;
+  const refusalsPath = route`/console/v1/${tenant}/rejections`;
+  const followRefusals = (why = "") => {
+    const signal = restart("refusals", why);
+    follow(refusalsPath, "rejections", {
+      signal,
+      onError: (error) => {
+        refusedStatus.replaceChildren(...liveFailure(error));
+        failed.refusals = Boolean(error);
+        saidNone();
+      },
+      onListed: () => { listed.refusals = true; saidNone(); },
+      // (none of a follow let go: its page may come after)
+      onItems: (items) => signal.aborted || arrived("refusals", items, showRefusals),
+    });
+  };
   // (byTime: the page is the latest by create time, not by id: the watch is opened
   // first, from now, as the live feed's of user events)
-  follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
-    signal: ctx.signal, byTime: true, query: filter ? {filter} : {},
-    onListed: () => { listed.events = true; saidNone(); followRefusals(); },
-    onError: (error) => {
-      status.replaceChildren(...liveFailure(error));
-      failed.events = Boolean(error);
-      saidNone();
-    },
-    onItems: (items) => arrived("events", items, showEvents),
-  });
+  const followEvents = (why = "") => {
+    const signal = restart("events", why);
+    follow(eventsPath, "clientEvents", {
+      signal, byTime: true, query: filter ? {filter} : {},
+      onListed: () => { listed.events = true; saidNone(); followRefusals(); },
+      onError: (error) => {
+        status.replaceChildren(...liveFailure(error));
+        failed.events = Boolean(error);
+        saidNone();
+      },
+      onItems: (items) => signal.aborted || arrived("events", items, showEvents),
+    });
+  };
+  followEvents();
+  // (a reset deleted them, and the page went on showing them: see whileStored)
+  const firstOf = (kind) => ({get first() {
+    return first[kind] === null ? null : String(first[kind]);
+  }});
+  whileStored(eventsPath, firstOf("events"), () => followEvents(deleted("client events")),
+    ctx.signal);
+  whileStored(refusalsPath, firstOf("refusals"), () => followRefusals(deleted("refusals")),
+    ctx.signal);
 }
