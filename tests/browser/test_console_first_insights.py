@@ -68,3 +68,29 @@ def test_the_funnel_says_who_enters_it(
             funnel_entry(devtools_url, running.http_port, shots), DEADLINE))
     assert said.startswith("Only a visitor with an event of step 1 (home-page-view) in the "
                            "range enters: one that began elsewhere is not counted"), said
+
+
+# The labels of a chart's y axis (its ticks, right-aligned left of the plot).
+Y_LABELS = ("[...document.querySelectorAll('#{} svg text.axis[text-anchor=end]')]"
+            ".map(t => t.textContent)")
+
+
+async def axes_of_one_visitor(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await shown(devtools, port, f"insights?parent={CATALOG}",
+                              "#visitors-chart svg", "the visitors chart", folder,
+                              "insights-one-visitor")
+        return {chart: await devtools.evaluate(session, Y_LABELS.format(chart))
+                for chart in ("events-chart", "visitors-chart")}
+
+
+def test_an_axis_of_counts_has_whole_ticks(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # One visitor's first day read "0, 0.25, 0.5, 0.75, 1" visitors (and ten, "7.5").
+    write(running.http_port, eventType="home-page-view", visitorId="alone")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        labels = asyncio.run(asyncio.wait_for(
+            axes_of_one_visitor(devtools_url, running.http_port, shots), DEADLINE))
+    for chart, ticks in labels.items():
+        assert ticks and all(tick.isdigit() for tick in ticks), (chart, ticks)
+        assert ticks[-1] == "1", (chart, ticks)

@@ -86,7 +86,7 @@ function overTime(buckets, hour, signal) {
   const when = (t) => utc(t, hour);
   const events = figure({
     id: "events-chart", title: `Events per type per ${unit} (UTC)`, signal, before: [legend],
-    draw: (width) => seriesChart({title: `Events per type per ${unit}`, times, hour,
+    draw: (width) => seriesChart({title: `Events per type per ${unit}`, times, hour, whole: true,
       series: series.filter((one) => !hidden.has(one.name))}, width),
     rows: () => [[unit, ...series.map((one) => one.name)],
       ...times.map((t, i) => [when(t), ...series.map((one) => count(one.values[i]))])],
@@ -94,8 +94,8 @@ function overTime(buckets, hour, signal) {
   const people = figure({
     id: "visitors-chart", title: `Distinct visitors per ${unit} (UTC)`, signal,
     draw: (width) => seriesChart({title: `Distinct visitors per ${unit}`, times, hour,
-      kind: "bar", format: count, series: [{name: "distinct visitors", values: visitors,
-        index: 0}]}, width),
+      kind: "bar", format: count, whole: true,
+      series: [{name: "distinct visitors", values: visitors, index: 0}]}, width),
     rows: () => [[unit, "Distinct visitors"], ...times.map((t, i) => [when(t), count(visitors[i])])],
   });
   const gaps = sparse ? [h("p", {class: "hint", id: "sparse-time"}, `Only the ${unit}s that ` +

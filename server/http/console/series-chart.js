@@ -31,11 +31,13 @@ export function timeline(present, hour) {
 }
 
 /** The chart of `series` ([{name, values, index}], one value per time of `times`)
- *  at `width`; `kind` "line" or "bar"; `format(value)` labels a value. */
-export function seriesChart({title, times, series, hour, kind = "line", format = String}, width) {
+ *  at `width`; `kind` "line" or "bar"; `format(value)` labels a value; `whole`: the
+ *  values are counts (the axis's ticks whole numbers). */
+export function seriesChart({title, times, series, hour, kind = "line", format = String,
+  whole = false}, width) {
   const plot = {left: LEFT, right: width - 12, top: TOP, bottom: HEIGHT - BOTTOM};
   const most = Math.max(0, ...series.flatMap((one) => one.values));
-  const axis = ticks(most);
+  const axis = ticks(most, 4, whole);
   const top = axis.at(-1);
   const band = (plot.right - plot.left) / Math.max(times.length, 1);
   const x = (i) => plot.left + band * (i + 0.5);

@@ -46,12 +46,15 @@ export function responsive(box, draw, signal) {
   return () => { if (width) box.replaceChildren(draw(width)); };
 }
 
-/** Round tick values from 0 to at least `max` (about `wanted` of them). */
-export function ticks(max, wanted = 4) {
+/** Round tick values from 0 to at least `max` (about `wanted` of them); `whole`: each a
+ *  whole number (an axis of counts read "0.25 visitors" of a day with one, and "7.5"
+ *  of one with ten). */
+export function ticks(max, wanted = 4, whole = false) {
   if (!(max > 0)) return [0, 1];
   const rough = max / wanted;
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((m) => m >= rough);
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power)
+    .find((m) => m >= rough && (!whole || Number.isInteger(m))) || Math.ceil(rough);
   const found = [];
   for (let v = 0; v < max + step; v += step) found.push(Number(v.toPrecision(12)));
   return found;
