@@ -30,6 +30,9 @@ let emptyReads = 0;  // reads in a row that found nothing
 const main = document.getElementById("main");
 const chooser = document.getElementById("catalog");
 const keyButton = document.getElementById("key-button");
+// Shown while a project named in the form is read: another could be read only by
+// entering the key again ("Change key", which forgets the project too).
+const projectButton = document.getElementById("project-button");
 const waitingNotice = document.getElementById("waiting");
 // Said while the catalogs' poll finds no server: a page shown before it went (one that
 // said no catalog holds events yet, say) went on saying so, with no word of it.
@@ -84,7 +87,12 @@ const GOOGLE_CATALOG = "/locations/global/catalogs/default_catalog";
 function refreshChooser() {
   const names = known.catalogs.map((c) => c.name);
   const chosen = sessionStorage.getItem(CHOSEN) || "";  // (only a catalog's name is read)
-  const wanted = (isName(chosen, "catalog") && chosen) || chooser.value ||
+  // (one of another project than the one read, chosen before the project or the key was
+  // changed, was read on: refused, or shown under the other project's name)
+  const read = (name) => context.projects === "projects/-" ||
+    name.startsWith(`${context.projects}/`);
+  const wanted = (isName(chosen, "catalog") && read(chosen) && chosen) ||
+    (read(chooser.value) && chooser.value) ||
     names.find((name) => name.endsWith(GOOGLE_CATALOG)) || names[0] || "";
   if (wanted && !names.includes(wanted)) names.unshift(wanted);
   const same = names.length === chooser.options.length &&
@@ -151,6 +159,7 @@ function askProject(error) {
   retitle();
   placeChooser();
   keyButton.hidden = !hasKey();
+  projectButton.hidden = true;  // (the form is the way)
   // (hidden, the form's input could not take the focus: it fell to the page's body)
   if (role && !keyButton.hidden) keyButton.focus();
   else input.focus();
@@ -218,6 +227,9 @@ async function loadCatalogs() {
   }
   keyButton.textContent = "Change key";
   keyButton.hidden = !hasKey();
+  const project = sessionStorage.getItem(PROJECT);
+  projectButton.hidden = !project || denied !== null;
+  projectButton.title = project ? `Reading project ${project}; name another` : "";
   setTimeout(loadCatalogs, emptyReads && emptyReads < FIRST_CATALOG_TRIES ? FIRST_CATALOG_MS
     : CATALOGS_MS);
 }
@@ -334,6 +346,10 @@ chooser.addEventListener("change", () => context.choose(chooser.value));
 document.querySelector("a.skip").addEventListener("click", (e) => {
   e.preventDefault();
   main.focus();
+});
+projectButton.addEventListener("click", () => {
+  sessionStorage.removeItem(PROJECT);
+  location.reload();  // the first read is refused, and asks which project
 });
 keyButton.addEventListener("click", () => {
   forgetKey();
