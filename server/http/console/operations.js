@@ -215,6 +215,16 @@ function newestOperations(path) {
   };
 }
 
+/** The operation `name` as the server has it now; null once it no longer does. */
+async function stillStored(name, signal) {
+  try {
+    return await call(route`${API}/${name}`, {signal});
+  } catch (error) {
+    if (error.code === "NOT_FOUND") return null;
+    throw error;
+  }
+}
+
 export function render(main, ctx) {
   main.append(h("h2", {}, "Operations"));
   if (!ctx.catalog) {
@@ -267,6 +277,7 @@ export function render(main, ctx) {
   const reading = h("p", {class: "hint", hidden: true},
     "Reading the catalog's operations, oldest first: the newest are not all shown yet.");
   main.insertBefore(reading, list);
+  const endedHere = new Set();  // the names of those seen to end while the page is open
   const refresh = async () => {
     try {
       const [listed, running] = await Promise.all([
@@ -276,9 +287,21 @@ export function render(main, ctx) {
       const found = new Map([...listed.operations, ...running.operations || []]
         .map((op) => [op.name, op]));
       for (const [name, shown] of cards) {
-        if (!found.has(name) && shown.element.dataset.state === "running") {
-          found.set(name, await call(route`${API}/${name}`, {signal: ctx.signal}));
+        if (found.has(name)) continue;
+        // (one shown running, or seen to end here, stays while the server has it)
+        const kept = shown.element.dataset.state === "running" || endedHere.has(name);
+        const op = kept ? await stillStored(name, ctx.signal) : null;
+        if (op) {
+          found.set(name, op);
+          continue;
         }
+        // Deleted by a reset (a catalog's finished operations go with it), or past the
+        // newest SHOWN: its card stayed, and "No operation yet." was said above it, and
+        // then beside a new one.
+        endedHere.delete(name);
+        if (shown.element.contains(document.activeElement)) main.focus({preventScroll: true});
+        shown.element.remove();
+        cards.delete(name);
       }
       const ops = [...found.values()];
       if (!ops.length) list.replaceChildren(h("p", {class: "hint"}, "No operation yet."));
@@ -290,7 +313,11 @@ export function render(main, ctx) {
           cards.set(op.name, shown);
           list.prepend(shown.element);
         }
+        const was = shown.element.dataset.state;
         update(shown, op);
+        if (was === "running" && shown.element.dataset.state !== "running") {
+          endedHere.add(op.name);
+        }
       }
       // (a refresh that failed before: the server is back; a refused cancel stays said)
       status.querySelector(".error.polled")?.remove();
