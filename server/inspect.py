@@ -119,9 +119,10 @@ def remote_failed(exc: RemoteError, args: argparse.Namespace) -> int:
         return 1
     advice = ""
     if exc.code is grpc.StatusCode.UNAUTHENTICATED:
-        role = ("the admin role" if args.command == "reset"
-                else "the reader role (admin for operations)")
-        advice = f"; give an API key with {role} with --key or FOOTFALL_KEY"
+        # (the role this command needs: `events list` was told "the reader role (admin
+        # for operations)", a word about another command)
+        role = "admin" if args.command in ("reset", "operations") else "reader"
+        advice = f"; give an API key with the {role} role with --key or FOOTFALL_KEY"
     elif exc.reason == "ROLE_NOT_ALLOWED":
         pass  # (the message names the role needed: no --parent would help)
     elif exc.code is grpc.StatusCode.PERMISSION_DENIED \
@@ -561,8 +562,11 @@ def _operations(args: argparse.Namespace) -> int:
         ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \
             else _stored_operations(source, args.parent, done)
         which = {None: "", True: " that is done", False: " running"}[done]
+        # (the default parent, every operation, was said as "under projects/")
+        where = ("in the store" if isinstance(source, StoreSource) else "on the server") \
+            if args.parent == EVERY_OPERATION else f"under {args.parent}"
         return _print(ops, lambda op: lines.printable(summarize(op).line()), args.json,
-                      f"no operation{which} under {args.parent}")
+                      f"no operation{which} {where}")
 
     return _reading(args, body)
 

@@ -742,8 +742,9 @@ def test_keys_a_writer_may_not_read_and_none_is_said(shop: Running, tmp_path: Pa
     nobody = read(shop, *command, key="", cwd=tmp_path)
     assert nobody.returncode == 2
     assert nobody.stderr.startswith("footfall: the server answered UNAUTHENTICATED: ")
-    assert nobody.stderr.endswith("give an API key with the reader role (admin for "
-                                  "operations) with --key or FOOTFALL_KEY\n")
+    # (the role of this command: "(admin for operations)" spoke of another one)
+    assert nobody.stderr.endswith("give an API key with the reader role with --key or "
+                                  "FOOTFALL_KEY\n"), nobody.stderr
     wrong = read(shop, *command, key=READER[::-1], cwd=tmp_path)
     assert wrong.returncode == 2 and "UNAUTHENTICATED" in wrong.stderr
     assert READER[::-1] not in wrong.stderr + wrong.stdout  # a key is never printed

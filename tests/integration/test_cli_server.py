@@ -147,9 +147,31 @@ def test_without_the_key_the_server_refuses(served: Running, tmp_path: Path) -> 
                    cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.startswith("footfall: the server answered UNAUTHENTICATED: ")
+    # (the role ListOperations needs: "the reader role (admin for operations)" was said)
+    assert out.stderr.endswith("; give an API key with the admin role with --key or "
+                               "FOOTFALL_KEY\n"), out.stderr
     wrong = footfall("events", "count", "--server", address(served), "--key", "nope",
                      "--parent", CATALOG, cwd=tmp_path)
     assert wrong.returncode == 2 and "UNAUTHENTICATED" in wrong.stderr
+
+
+@pytest.mark.parametrize("source", ["store", "server"])
+def test_no_operation_at_all_is_said_in_words(tmp_path: Path, source: str) -> None:
+    """The default --parent, every operation, was said as `no operation under
+    projects/`."""
+    url = f"sqlite:///{tmp_path}/empty.db"
+    running = start(Settings(host="127.0.0.1", port=0, http_port=0, store=url,
+                             grace_seconds=5))
+    try:
+        where = ["--store", url] if source == "store" else ["--server", address(running)]
+        out = footfall("operations", "list", *where, cwd=tmp_path)
+        running_only = footfall("operations", "list", "--done", "false", *where, cwd=tmp_path)
+    finally:
+        running.stop()
+    where_said = "in the store" if source == "store" else "on the server"
+    assert (out.returncode, out.stdout, out.stderr) == (
+        0, "", f"footfall: no operation {where_said}\n")
+    assert running_only.stderr == f"footfall: no operation running {where_said}\n"
 
 
 def test_every_operation_with_keys_on_says_to_name_a_parent(served: Running,
