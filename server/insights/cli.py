@@ -67,6 +67,21 @@ def _duration(text: str) -> str:
     return wire
 
 
+def _top_queries(text: str) -> int:
+    """argparse type of --top-queries: 1 to the most ComputeTotals lists, checked before
+    any call (-1 was the server's `top_queries: must be between 0 and 1000`, naming no
+    flag, and 0 quietly its default)."""
+    from server.insights.totals import MAX_QUERIES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_QUERIES:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_QUERIES:,}, got {value}")
+    return value
+
+
 def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     """The `insights` command and its four subcommands."""
     insights = commands.add_parser("insights", help="funnels, product and job tables, totals "
@@ -93,10 +108,14 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     # (values in any case: each becomes an enum value, VISITOR or BY_DAY, as --step's
     # job event type does)
     funnel.add_argument("--count-by", type=str.lower,
-                        choices=("visitor", "user", "session", "request", "job"))
+                        choices=("visitor", "user", "session", "request", "job"),
+                        help="what an entrant is: a catalog's visitor (the default), user "
+                             "or session; a tenant's request (the default) or job")
     funnel.add_argument("--window", type=_duration, metavar="DURATION",
                         help="conversion window, e.g. 90m, 2h, 1d or 3600s (default 1d)")
-    funnel.add_argument("--breakdown", type=str.lower, choices=("day", "item"))
+    funnel.add_argument("--breakdown", type=str.lower, choices=("day", "item"),
+                        help="besides the whole funnel, one per UTC day of the first step, "
+                             "or one per product (a tenant's: per job)")
     for name, parent, orders, column in (
             ("products", CATALOG_EXAMPLE, "views desc", ("addToCarts", "add_to_carts")),
             ("jobs", f"{TENANT_EXAMPLE} (a project alone: its default tenant)",
@@ -109,8 +128,12 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
                            help="rows to print (100; all: 0)")
     totals = common("totals", "events per type over time, revenue, top searches",
                     CATALOG_EXAMPLE)
-    totals.add_argument("--granularity", type=str.lower, choices=("hour", "day"), default="day")
-    totals.add_argument("--top-queries", type=int, default=0)
+    totals.add_argument("--granularity", type=str.lower, choices=("hour", "day"), default="day",
+                        help="events per type counted per UTC day (the default) or hour")
+    # (0, the API's "unset", is sent when not given: the server's default)
+    totals.add_argument("--top-queries", type=_top_queries, default=0, metavar="N",
+                        help="how many of the most searched queries to list (10; at most "
+                             "1,000)")
 
 
 def run(args: argparse.Namespace) -> int:

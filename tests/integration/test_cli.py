@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -739,6 +740,13 @@ def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
      "--count-by: a tenant's funnel counts by request or job, got 'visitor'"),
     (["insights", "funnel", "--parent", CATALOG, "--count-by", "job"],
      "--count-by: a catalog's funnel counts by visitor, user or session, got 'job'"),
+    # the server refused -1 naming `top_queries`, a field of no flag, and took 0 as 10
+    (["insights", "totals", "--parent", CATALOG, "--top-queries", "-1"],
+     "argument --top-queries: must be 1 to 1,000, got -1"),
+    (["insights", "totals", "--parent", CATALOG, "--top-queries", "0"],
+     "argument --top-queries: must be 1 to 1,000, got 0"),
+    (["insights", "totals", "--parent", CATALOG, "--top-queries", "ten"],
+     "argument --top-queries: not a whole number: 'ten'"),
     # a parent of no form, named as the flag: the server's answer said `parent: ...`
     (["insights", "funnel", "--parent", "my-shop"],
      "--parent: must be a catalog (projects/*/locations/*/catalogs/*) or a tenant "
@@ -753,6 +761,19 @@ def test_insights_flags_are_checked_before_anything_is_asked(tmp_path: Path, arg
                                                              said: str) -> None:
     out = footfall(*args, "--server", "127.0.0.1:9", cwd=tmp_path)  # (nobody there)
     assert out.returncode == 2 and out.stderr.strip().endswith(said), out.stderr
+
+
+@pytest.mark.parametrize("command", ["funnel", "products", "jobs", "totals"])
+def test_every_insights_flag_says_what_it_does(command: str, tmp_path: Path) -> None:
+    """--count-by, --breakdown, --granularity and --top-queries were listed with no
+    word of what they do or their default."""
+    out = footfall("insights", command, "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    listed = out.stdout.split("options:", 1)[1]
+    # each option's entry: its line, and the lines indented under it
+    entries = re.split(r"\n  (?=-)", listed)
+    silent = [entry.split()[0] for entry in entries if 0 < len(entry.split()) < 3]
+    assert silent == [], out.stdout
 
 
 @pytest.mark.parametrize(("command", "name"), [
