@@ -5,6 +5,7 @@ these parsers too."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import re
 from collections.abc import Mapping
 
@@ -36,10 +37,24 @@ def server_address(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"takes HOST:PORT (the server's gRPC port), not a URL: {text!r}")
     found = _HOST_PORT.fullmatch(text)
+    host, _, port = text.rpartition(":")
+    if found is None and _is_ipv6(host) and port.isdigit() and 0 < int(port) < 65536:
+        # (as a server's ready line names a server on ::1: its `::1:50051` was told
+        # only the form HOST:PORT, which it seemed to have)
+        raise argparse.ArgumentTypeError(
+            f"takes HOST:PORT with an IPv6 address in brackets: [{host}]:{port}, not {text!r}")
     if found is None or not 0 < int(found[1]) < 65536:
         raise argparse.ArgumentTypeError(
             f"takes HOST:PORT (the server's gRPC port, e.g. localhost:50051), got {text!r}")
     return text
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def row_limit(text: str) -> int:

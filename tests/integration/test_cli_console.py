@@ -5,6 +5,7 @@ a restart, and the keys each needs."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
@@ -709,13 +710,26 @@ def test_a_url_is_no_server_address(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("given", ["localhost", "127.0.0.1", "localhost:", "localhost:0",
-                                   "localhost:65536", "[::1]", "::1:50051", "local host:1"])
+                                   "localhost:65536", "[::1]", "::1", "::1:65536",
+                                   "local host:1"])
 def test_a_server_address_names_its_port(tmp_path: Path, given: str) -> None:
     # without one gRPC dialled port 443 and said only UNAVAILABLE
     out = footfall("catalogs", "--server", given, cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert ("argument --server: takes HOST:PORT (the server's gRPC port, e.g. "
             f"localhost:50051), got {given!r}") in out.stderr
+
+
+@pytest.mark.parametrize(("given", "bracketed"), [("::1:50051", "[::1]:50051"),
+                                                  ("fe80::1:50051", "[fe80::1]:50051")])
+def test_an_ipv6_server_address_is_told_its_brackets(given: str, bracketed: str) -> None:
+    """A server on ::1 names itself `::1:50051` in its ready line; copied into
+    --server, it was told only the form HOST:PORT."""
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        server_address(given)
+    assert str(refused.value) == (f"takes HOST:PORT with an IPv6 address in brackets: "
+                                  f"{bracketed}, not {given!r}")
+    assert server_address(bracketed) == bracketed
 
 
 @pytest.mark.parametrize("given", ["localhost:50051", "127.0.0.1:1", "[::1]:50051",
