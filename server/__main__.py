@@ -27,6 +27,7 @@ if sys.argv[1:2] == ["serve"]:
 
 import argparse  # noqa: E402
 import difflib  # noqa: E402
+import io  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from typing import Any, NoReturn, TextIO  # noqa: E402
 
@@ -387,6 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # grpc's core logs each failed TLS handshake on stderr; a read command says why
     # it failed in one line of its own. Read once, when grpc is first imported.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # A line's `sku-1×2` or `–` on an output that cannot encode them (PYTHONIOENCODING=ascii,
+    # a latin-1 locale) ended the command in a traceback: escaped instead, as
+    # lines.printable escapes what a terminal would act on.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     if args.command == "insights":
         return insights_cli.run(args)
     from server import inspect

@@ -143,6 +143,20 @@ def test_events_list_from_the_server_as_from_the_store(shop: Running, tmp_path: 
     assert json.loads(as_json.stdout.splitlines()[1])["userEvent"]["searchQuery"] == "red shoes"
 
 
+def test_a_line_an_output_cannot_encode_is_escaped(shop: Running, tmp_path: Path) -> None:
+    """`sku-1×2` (and the insights' `–`) on an output that cannot encode them (ASCII
+    here; latin-1 has × but not –) ended the command in a UnicodeEncodeError
+    traceback, exit 1."""
+    ascii_out = {"FOOTFALL_KEY": READER, "PYTHONIOENCODING": "ascii"}
+    out = footfall("events", "list", "--parent", CATALOG, "--server", address(shop),
+                   cwd=tmp_path, env=ascii_out)
+    assert (out.returncode, out.stderr) == (0, "")
+    assert "products=sku-1\\xd72 " in out.stdout, out.stdout
+    rates = footfall("insights", "jobs", "--parent", TENANT, "--server", address(shop),
+                     cwd=tmp_path, env=ascii_out)
+    assert rates.returncode == 0 and "viewRate=\\u2013 " in rates.stdout, rates
+
+
 def test_products_list_from_the_server_as_from_the_store(shop: Running,
                                                          tmp_path: Path) -> None:
     branch = f"{CATALOG}/branches/1"  # (the events' branch, 0, keeps no product)
