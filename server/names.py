@@ -56,7 +56,10 @@ class _Form:
         if why is not None:  # of the form, but for what one segment holds: say which
             raise InvalidArgument.field(field, f"{why}, in {shown!r} (of the form "
                                                f"{self.shown!r})")
-        raise InvalidArgument.field(field, f"must be of the form {self.shown!r}, got {shown!r}")
+        trailing = ": drop the trailing '/'" if value.endswith("/") and \
+            self.regex.match(value.rstrip("/")) else ""
+        raise InvalidArgument.field(field, f"must be of the form {self.shown!r}, got "
+                                           f"{shown!r}{trailing}")
 
     def _segment_problem(self, value: str) -> str | None:
         """Why `value`, of this form segment by segment, is not a name: the first
@@ -84,7 +87,7 @@ class _Form:
                    else f"the {name} must not be {part!r}" if part in (".", "..")
                    # (counted from 1, as a filter's characters are: "at 1" was the 2nd)
                    else f"the {name} must not hold white space, control or invisible format "
-                        f"characters, got {bad[0]!r} at character {bad.start() + 1}"
+                        f"characters, got {bad[0]!r} at character {bad.start() + 1} of the {name}"
                         if bad is not None
                    else None)
             found = found or why  # (the first; the segments after it must still fit the form)

@@ -102,16 +102,19 @@ def test_bad_catalog_names_the_field(bad: str) -> None:
 @pytest.mark.parametrize(("bad", "why"), [
     ("projects/p/locations/global/catalogs/a b",
      "the catalog must not hold white space, control or invisible format characters, "
-     "got ' ' at character 2, in 'projects/p/locations/global/catalogs/a b'"),
+     "got ' ' at character 2 of the catalog, in 'projects/p/locations/global/catalogs/a b'"),
     ("projects/p\u200b/locations/global/catalogs/c",
      "the project must not hold white space, control or invisible format characters, "
-     "got '\\u200b' at character 2"),
+     "got '\\u200b' at character 2 of the project"),
     ("projects/-/locations/global/catalogs/c", "the project must be named ('-' stands for "
                                                "every project only where a read allows it)"),
     ("projects/p/locations//catalogs/c", "the location is empty"),
     ("projects/p/locations/global/catalogs/..", "the catalog must not be '..'"),
     ("projects/p/locations/global/catalog/c",
      "must be of the form 'projects/*/locations/*/catalogs/*', got"),  # not of the form
+    ("projects/p/locations/global/catalogs/c/",  # (a parent copied with its slash)
+     "must be of the form 'projects/*/locations/*/catalogs/*', got "
+     "'projects/p/locations/global/catalogs/c/': drop the trailing '/'"),
 ])
 def test_a_name_of_the_form_says_what_is_wrong_with_its_segment(bad: str, why: str) -> None:
     # `a b` was told "must be of the form 'projects/*/locations/*/catalogs/*'": it is.
