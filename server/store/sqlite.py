@@ -43,6 +43,10 @@ from server.store.sql import Dialect, SqlStore, Statements
 
 log = logging.getLogger(__name__)
 
+# What a write's caller hears when the disk fails the store's writes (see _disk_failed).
+DISK_FAILED = ("the disk holding the event store failed a write (an I/O error): nothing "
+               "was written; try again later")
+
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog_id, event_type, visitor_id, "
                   "user_id, event_time_us, event_time_ns, joined, dedup_key, event, source, "
                   "received_us, transport) VALUES ")
@@ -128,7 +132,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     file that is no database, is damaged (see sqlite_checks), is a directory or
     cannot be written. A write that cannot commit for want of disk space raises
     StoreFull; from then on `healthy()` is False and write_async is refused until
-    the disk has ROOM_TO_RESUME free and a write commits again.
+    the disk has ROOM_TO_RESUME free and a write commits again. One that meets an I/O
+    error (SQLITE_IOERR) raises StoreUnavailable (DISK_FAILED), and so it stays until
+    a write commits again.
 
     `read_only` (for the CLI) opens an existing file without changing it: no
     folder or file is created, no migration applied; ValueError when `path` is
@@ -171,6 +177,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._local = threading.local()
         self._closed = False
         self._full = False  # the last write failed for want of disk space
+        self._failing = False  # the last write met an I/O error (see _disk_failed)
         self._busy = False  # the last write found the file locked by another connection
         # Each catalog's id, once committed (the latest CATALOG_IDS_KEPT): catalogs are
         # never deleted nor renamed, so a batch of a known catalog's rows needs no
@@ -330,7 +337,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             try:
                 value = job.fn(conn)
             except Exception as exc:  # one job's failure leaves the others intact
-                if sqlite_checks.is_full(exc):
+                if sqlite_checks.is_full(exc) or _is_io_error(exc):
                     raise  # the whole transaction is lost, not just this job
                 if lone:
                     conn.execute("ROLLBACK")  # (commit() below has nothing to do)
@@ -360,6 +367,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                     conn.execute("ROLLBACK")
                 if sqlite_checks.is_full(exc):
                     raise self._disk_full(exc, ran) from exc
+                if _is_io_error(exc):
+                    raise self._disk_failed(exc, ran) from exc
                 raise
         self._busy = False
         if self._new_catalogs:
@@ -371,6 +380,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         if self._full and self._has_room():
             self._full = False
             log.warning("%s: the disk has room again; writes commit", self.path)
+        if self._failing:
+            self._failing = False
+            log.warning("%s: the disk takes writes again; writes commit", self.path)
         self._committer.settle(jobs, outcomes)
 
     # -- the products of the writer's joins ---------------------------------
@@ -464,6 +476,23 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 job.future.set_exception(full)
         return full
 
+    def _disk_failed(self, exc: BaseException, ran: list[Job]) -> StoreUnavailable:
+        """Note that writes meet I/O errors, and fail the function jobs that ran, as
+        _disk_full does. The disk (a thin-provisioned or network volume out of room, a
+        path to it lost for a while) may take writes again: the committer keeps the
+        batch for another try, as for a full disk. Before, the batch was committed again
+        one job at a time, each failing alike: the callers waiting heard INTERNAL, and
+        the pixels and write_async events acknowledged in it were dropped."""
+        failed = StoreUnavailable(DISK_FAILED, f"{self.path}: {exc}")
+        if not self._failing:
+            log.error("%s: the disk fails the store's writes (%s); they are retried until "
+                      "one commits", self.path, exc)
+        self._failing = True
+        for job in ran:
+            if not job.again:
+                job.future.set_exception(failed)
+        return failed
+
     def _writes_waiting(self, db: sqlite3.Connection) -> bool:
         """Whether writes wait for the step being applied: this process's, queued for
         its writer, or another process's on the file, waiting for the writers' turn
@@ -481,6 +510,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             return
         if self._full:
             raise StoreFull(f"{self.path}: write_async refused")
+        if self._failing:
+            raise StoreUnavailable(DISK_FAILED, f"{self.path}: write_async refused")
         if self._busy:
             raise StoreUnavailable("the event store is locked by another connection; "
                                    "try again later", f"{self.path}: write_async refused")
@@ -625,15 +656,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         of space until the disk has ROOM_TO_RESUME free and a write commits again."""
         if self._closed:
             return False
-        if not self._full:
+        if not self._full and not self._failing:
             return True
-        if not self._has_room():
+        if self._full and not self._has_room():
             return False
-        try:  # room enough: prove it with a write (that clears _full)
+        try:  # room enough: prove it with a write (that clears _full and _failing)
             self._committer.submit_fn(_probe_write).result(timeout=PROBE_SECONDS)
-        except (StoreFull, TimeoutError, RuntimeError):  # full, busy retrying, or closed
-            return False
-        return not self._full
+        except (StoreUnavailable, TimeoutError, RuntimeError):  # full or failing, busy
+            return False  # retrying, or closed
+        return not self._full and not self._failing
 
     def _has_room(self) -> bool:
         return self.path is None or sqlite_checks.free_bytes(self.path) >= ROOM_TO_RESUME
@@ -644,18 +675,19 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         assert self.path is not None
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        full = False  # said once per spell of a full disk, not twice a second
+        full = False  # said once per spell of a full or failing disk, not twice a second
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     full = False
                 except sqlite3.Error as exc:
-                    if not sqlite_checks.is_full(exc):
+                    if not sqlite_checks.is_full(exc) and not _is_io_error(exc):
                         log.exception("WAL checkpoint failed; retrying later")
                     elif not full:
                         full = True
-                        log.warning("WAL checkpoint: the disk is full; retrying (%s)", exc)
+                        log.warning("WAL checkpoint: the disk is full or fails writes; "
+                                    "retrying (%s)", exc)
         finally:
             conn.close()
 
@@ -866,6 +898,14 @@ def _enter_wal(conn: sqlite3.Connection, seconds: float = 10.0) -> None:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's I/O error (SQLITE_IOERR: a read, write or fsync the
+    operating system failed, EIO say)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None \
+        and code & 0xFF == sqlite3.SQLITE_IOERR
 
 
 def _probe_write(conn: sqlite3.Connection) -> None:

@@ -64,3 +64,41 @@ def mounted(path: Path, size: int) -> Iterator[SmallDisk]:
 def _run(*command: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, f"{command}: {done.stderr}"
+
+
+class ThinVolume:
+    """A file system whose disk fails its writes while `backing` is full: an ext2 file
+    system on a loop device over a sparse file on a small tmpfs. Its free space is the
+    loop device's, larger than the tmpfs, so once `backing` (the tmpfs) is filled its
+    writes fail with EIO, as a thin-provisioned or network volume's do, while the file
+    system itself still says it has room; emptied, they succeed again."""
+
+    def __init__(self, path: Path, backing: SmallDisk) -> None:
+        self.path = path
+        self.backing = backing
+
+
+@contextlib.contextmanager
+def thin_volume(path: Path, size: int, backing_size: int) -> Iterator[ThinVolume]:
+    """A ThinVolume of `size` bytes on `path` over a tmpfs of `backing_size` bytes
+    (beside it); skips the test without root, a loop device or mkfs.ext2."""
+    with mounted(path.with_name(f"{path.name}-backing"), backing_size) as backing:
+        image = backing.path / "image"
+        with open(image, "wb") as sparse:
+            sparse.truncate(size)
+        done = subprocess.run(["losetup", "--find", "--show", str(image)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip("!!!!!!!! SKIPPED: cannot attach a loop device for a disk whose "
+                        f"writes fail: {done.stderr.strip()} !!!!!!!!")
+        device = done.stdout.strip()
+        try:
+            _run("mkfs.ext2", "-q", device)
+            path.mkdir(exist_ok=True)
+            _run("mount", device, str(path))
+            try:
+                yield ThinVolume(path, backing)
+            finally:
+                _run("umount", str(path))
+        finally:
+            _run("losetup", "--detach", device)
