@@ -611,6 +611,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         with self._reader() as conn:
             target = sqlite3.connect(dest)
             try:
+                # The rollback journal in memory, never beside `dest`: a copy that fails
+                # midway (a full disk) is removed by its caller, but SQLite keeps the
+                # journal of a failed write as a hot journal for the next opener, and
+                # DEST.partial-journal (a restore's footfall.db.restoring-journal) was
+                # left behind. A new file has nothing for a journal to restore.
+                target.execute("PRAGMA journal_mode = MEMORY")
                 conn.backup(target)
             finally:
                 target.close()

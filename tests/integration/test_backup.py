@@ -23,8 +23,10 @@ from unit.old_schema import make_old_schema
 from server.app import Running, start
 from server.config import Settings
 from server.store import EventQuery, open_store
+from server.store.rows import EventRow
 
 from .cli import CATALOG, event, footfall
+from .tmpfs import mounted
 
 
 class Writer:
@@ -77,7 +79,7 @@ def serving(tmp_path: Path) -> Iterator[Running]:
 
 
 def visitors(store_path: Path) -> list[str]:
-    with sqlite3.connect(store_path) as conn:
+    with contextlib.closing(sqlite3.connect(store_path)) as conn:
         return [v for (v,) in conn.execute("SELECT visitor_id FROM user_events ORDER BY id")]
 
 
@@ -316,3 +318,27 @@ def test_two_paths_as_cp_takes_them_are_told_where_the_store_goes(
         f"takes one {target}; the other store is named by --store: footfall {command} "
         f"--store STORE {target})")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["live.db"]  # nothing made
+
+
+def test_a_backup_that_meets_a_full_disk_leaves_nothing_beside_dest(serving: Running,
+                                                                     tmp_path: Path) -> None:
+    """The backup's file was written with a rollback journal beside it, which SQLite keeps
+    when a write fails (a hot journal, for the next opener to roll back): a backup that
+    met a full disk removed DEST.partial and left DEST.partial-journal, named nowhere."""
+    # More than SQLite's page cache holds (2 MiB): the pages it spills to the file
+    # before the end are what the journal guards.
+    serving.store.write_user_events([EventRow.from_event(CATALOG, event(f"v{i:06d}"),
+                                                         joined=True) for i in range(20_000)])
+    with mounted(tmp_path / "small", 16 * 2**20) as small:
+        small.fill()
+        small.make_room(48 * 1024)  # less than the store: the backup fails midway
+        made = footfall("backup", str(small.path / "monday.db"), "--store",
+                        f"sqlite:///{tmp_path}/live.db", cwd=tmp_path)
+        assert made.returncode == 1, made.stderr
+        assert made.stderr == "footfall: cannot back up: database or disk is full\n"
+        assert sorted(p.name for p in small.path.iterdir()) == ["ballast"]
+        small.empty()
+        made = footfall("backup", str(small.path / "monday.db"), "--store",
+                        f"sqlite:///{tmp_path}/live.db", cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        assert len(visitors(small.path / "monday.db")) == 20_000

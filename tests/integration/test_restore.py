@@ -282,3 +282,27 @@ def test_a_backup_on_a_read_only_file_system_is_restored_and_read(
                            "--parent", OTHER, cwd=tmp_path)
         assert (counted.returncode, counted.stdout.strip()) == (0, "1"), counted.stderr
     assert catalogs(tmp_path / "data" / "footfall.db") == {OTHER: 1}
+
+
+def test_a_restore_that_meets_a_full_disk_leaves_the_store_and_nothing_else(
+        tmp_path: Path, backup: Path) -> None:
+    """The copy of the backup was written with a rollback journal beside it, which SQLite
+    keeps when a write fails: a restore that met a full disk removed the copy,
+    footfall.db.restoring, and left footfall.db.restoring-journal beside the store."""
+    # More than SQLite's page cache holds (2 MiB): the pages it spills to the file
+    # before the end are what the journal guards.
+    killed_after_writing(backup.with_name("big.db"), OTHER, 20_000)
+    made = footfall("backup", "big-backup.db", "--store", "big.db", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    with mounted(tmp_path / "data", 2**20) as data:
+        killed_after_writing(data.path / "footfall.db", SHOP, 30)
+        kept = sorted(p.name for p in data.path.iterdir())
+        data.fill()
+        data.make_room(48 * 1024)  # less than the backup: the copy fails midway
+        restored = footfall("restore", "big-backup.db", "--store", "data/footfall.db",
+                            cwd=tmp_path)
+        assert restored.returncode == 1, restored.stderr
+        assert restored.stderr == "footfall: cannot restore: database or disk is full\n"
+        assert sorted(p.name for p in data.path.iterdir()) == sorted([*kept, "ballast"])
+        data.empty()
+        assert catalogs(data.path / "footfall.db") == {SHOP: 30}
