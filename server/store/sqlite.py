@@ -308,8 +308,18 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             apply_missing(conn, SQLITE, os.path.abspath(self.path) if self.path
                           else "the memory store")
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            # SQLite rolls a transaction back itself on some errors, a full disk's among
+            # them: a ROLLBACK then failed too, and its words were all a start said
+            # (`cannot rollback - no transaction is active`), for an upgrade of a store
+            # larger than the room its rebuilt tables needed.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if sqlite_checks.is_full(exc):
+                raise StoreUnusable(
+                    f"{self.path}: the disk is full: the store's upgrade to this version "
+                    "(its migrations, which may rewrite a table whole) did not fit, and "
+                    f"left it as it was; make room and start again ({exc})") from exc
             raise
 
     # -- writes ------------------------------------------------------------
