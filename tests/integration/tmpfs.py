@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,10 @@ class ThinVolume:
 def thin_volume(path: Path, size: int, backing_size: int) -> Iterator[ThinVolume]:
     """A ThinVolume of `size` bytes on `path` over a tmpfs of `backing_size` bytes
     (beside it); skips the test without root, a loop device or mkfs.ext2."""
+    missing = [tool for tool in ("losetup", "mkfs.ext2") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"!!!!!!!! SKIPPED: no {' or '.join(missing)} for a disk whose writes "
+                    "fail !!!!!!!!")
     with mounted(path.with_name(f"{path.name}-backing"), backing_size) as backing:
         image = backing.path / "image"
         with open(image, "wb") as sparse:
