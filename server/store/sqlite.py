@@ -668,8 +668,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     # -- lifecycle ---------------------------------------------------------
 
     def healthy(self) -> bool:
-        """Whether writes commit: False once closed, and after a write failed for want
-        of space until the disk has ROOM_TO_RESUME free and a write commits again."""
+        """Whether writes commit: False once closed, after a write failed for want of
+        space until the disk has ROOM_TO_RESUME free and a write commits again, and
+        after one met an I/O error until a write commits again."""
         if self._closed:
             return False
         if not self._full and not self._failing:
