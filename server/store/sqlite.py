@@ -168,6 +168,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             except StoreUnusable as exc:
                 raise ValueError(str(exc)) from None
         if path is not None and not read_only:
+            _refuse_if_restore_unfinished(path)
             sqlite_checks.check_file(path)
         # In memory there is one database per connection, so everything shares
         # the writer's connection under a lock.
@@ -915,6 +916,20 @@ def _enter_wal(conn: sqlite3.Connection, seconds: float = 10.0) -> None:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _refuse_if_restore_unfinished(path: str) -> None:
+    """StoreUnusable when there is no store at `path` but a restore's copy beside it
+    (`footfall restore`, server/store/restore.py): the restore did not end, killed
+    after it moved the store aside and before it renamed the copy into place, or
+    while it copied the backup to a new path. A start made a new, empty store there,
+    and served writes into it: those and the backup's events were then in two files."""
+    copy = f"{path}.restoring"
+    if not os.path.lexists(path) and os.path.lexists(copy):
+        raise StoreUnusable(
+            f"{os.path.abspath(path)} is not there, and {os.path.abspath(copy)} is: a "
+            "`footfall restore` did not end. Restore again (remove that file first), or "
+            "remove it to start on a new, empty store")
 
 
 def _is_io_error(exc: BaseException) -> bool:

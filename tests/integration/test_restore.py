@@ -306,3 +306,27 @@ def test_a_restore_that_meets_a_full_disk_leaves_the_store_and_nothing_else(
         assert sorted(p.name for p in data.path.iterdir()) == sorted([*kept, "ballast"])
         data.empty()
         assert catalogs(data.path / "footfall.db") == {SHOP: 30}
+
+
+def test_a_server_is_not_started_where_a_restore_did_not_end(tmp_path: Path,
+                                                             backup: Path) -> None:
+    """A restore killed between moving the store aside and renaming its copy into place
+    left no store, and the next start (a service manager's restart) made a new, empty
+    one there and served writes into it: those and the backup's events were then in
+    two files. The start is refused until the restore is made again, or its copy
+    removed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(backup, data / "footfall.db.restoring")  # (what the restore left)
+    started = footfall("serve", "--port", "0", "--http-port", "0", "--store",
+                       "data/footfall.db", cwd=tmp_path, timeout=30)
+    assert started.returncode == 1, started.stderr
+    assert (f"cannot start: {data}/footfall.db is not there, and "
+            f"{data}/footfall.db.restoring is: a `footfall restore` did not end. Restore "
+            "again (remove that file first), or remove it to start on a new, empty "
+            "store") in started.stderr, started.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["footfall.db.restoring"]
+    os.remove(data / "footfall.db.restoring")
+    restored = footfall("restore", str(backup), "--store", "data/footfall.db", cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert catalogs(data / "footfall.db") == {OTHER: 1}
