@@ -558,9 +558,11 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
     --log-level WARNING nothing said which port `--port 0` had picked."""
     level = max(logging.INFO, log.getEffectiveLevel())
     scheme = "TLS" if settings.tls_cert else "plaintext"
+    # (an IPv6 address in brackets, as `--server` takes it and README says to copy it)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     if http_port:
         log.log(level, "Footfall serving HTTP on %s:%d (REST, pixel, the console at %s, "
-                "/footfall.js, /metrics; %s)", settings.host, http_port,
+                "/footfall.js, /metrics; %s)", host, http_port,
                 console_url(settings, http_port), scheme)
     else:  # (a test suite asking for a free port with 0 found no HTTP line, and no why)
         log.log(level, "HTTP is off (--http-port 0): no REST, pixel or console; "
@@ -573,7 +575,7 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
     except OSError as exc:  # (its folder was checked at the start: rare, and no reason to stop)
         log.error("cannot write --ready-file %s: %s", settings.ready_file, exc)
     log.log(level, "Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s%s)",
-            settings.host, port, located(settings.store), Path(settings.gcs_root).resolve(),
+            host, port, located(settings.store), Path(settings.gcs_root).resolve(),
             scheme, how)
 
 

@@ -200,6 +200,10 @@ def test_direct_user_request_over_grpc_on_ipv6_fills_the_address(
     """gRPC writes an IPv6 peer URI-encoded (ipv6:%5B::1%5D:port): the address was left
     empty."""
     served = server_factory("--host", "::1")
+    # (the ready lines say the address as `--server` takes it: '::1:PORT' was refused)
+    said = served.log_text()
+    assert f"Footfall serving gRPC on [::1]:{served.port} " in said, said
+    assert f"Footfall serving HTTP on [::1]:{served.http_port} " in said, said
     with grpc.insecure_channel(f"[::1]:{served.port}") as channel:
         client = retail_v2.UserEventServiceClient(
             transport=UserEventServiceGrpcTransport(channel=channel))
