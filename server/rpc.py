@@ -888,7 +888,7 @@ class CallGuard(grpc.GenericRpcHandler):
         # hold theirs for good.
         self._shares = CallShares(max_concurrent_rpcs, self._envelope.policy.auth,
                                   self._envelope.policy.metrics,
-                                  self._envelope.policy.key_paces)
+                                  self._envelope.policy.key_paces, per_address)
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
         # of them, never all to callers without a key (one client held all 1,000 with

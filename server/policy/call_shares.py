@@ -61,14 +61,16 @@ LEAST_SHARE = 100
 WITHOUT_A_KEY = "(without a key)"
 # ... of whose calls one client address may have this many in progress: what the
 # keyless pacing (server.policy.KeylessRefusals) lets one address have at once, its
-# WAITING_PER_ADDRESS waiting past its budget for their answers, and 84 more: its
-# requests being read and waiting their turn to be (4 and 64, server.rpc) and its
-# health watches (16, --max-keyless-streams-per-address). A bound of 16 refused the
-# calls of a client keeping 400 health checks in flight, which that pacing serves; they
-# had 259 in progress at most (256 waiting), beside two CPU burners too. Never more
-# than half the share, so that another address's probe finds room however small
-# --max-concurrent-rpcs is.
-KEYLESS_PER_ADDRESS = WAITING_PER_ADDRESS + 84
+# WAITING_PER_ADDRESS waiting past its budget for their answers, and 68 more: its
+# requests being read and waiting their turn to be (4 and 64, server.rpc); and its
+# health watches, --max-keyless-streams-per-address (16 by default: 340 in all). A
+# bound of 16 refused the calls of a client keeping 400 health checks in flight, which
+# that pacing serves; they had 259 in progress at most (256 waiting), beside two CPU
+# burners too. Never more than half the share, so that another address's probe finds
+# room however small --max-concurrent-rpcs is.
+KEYLESS_READ_AND_WAITING = WAITING_PER_ADDRESS + 68
+KEYLESS_STREAMS_PER_ADDRESS = 16  # (--max-keyless-streams-per-address's default)
+KEYLESS_PER_ADDRESS = KEYLESS_READ_AND_WAITING + KEYLESS_STREAMS_PER_ADDRESS
 
 # A connection's peer (`ipv6:%5B2001:db8::1%5D:5678`) as client_address has it, which
 # takes 20 us for an IPv6 one: looked up once for a connection's calls.
@@ -79,7 +81,8 @@ class CallShares:
     """The calls in progress by caller (touched on the loop only)."""
 
     def __init__(self, most_calls: int, auth: Authenticator, metrics: Metrics,
-                 paces: KeyPaces) -> None:
+                 paces: KeyPaces,
+                 keyless_streams_per_address: int = KEYLESS_STREAMS_PER_ADDRESS) -> None:
         self.most_calls = most_calls
         self.share = max(most_calls // SHARE, min(most_calls, LEAST_SHARE))
         self._auth = auth
@@ -88,7 +91,10 @@ class CallShares:
         self._lines = LineBudget(PUBLIC_KEY_LINES, "calls refused past their caller's share",
                                  " of one caller")
         self._held: dict[object, int] = {}
-        self.keyless_per_address = min(KEYLESS_PER_ADDRESS, max(1, self.share // 2))
+        # (with the watches --max-keyless-streams-per-address gives an address: at 500,
+        # its 341st watch was refused by this bound, fixed at 340, where the flag allowed it)
+        self.keyless_per_address = min(KEYLESS_READ_AND_WAITING + keyless_streams_per_address,
+                                       max(1, self.share // 2))
         self._keyless: dict[str, int] = {}  # the calls without a key, by client address
 
     def __len__(self) -> int:
@@ -142,7 +148,8 @@ class CallShares:
         self._refused.inc()
         name = f"client address {address}"
         limit = (f"({self.keyless_per_address:,} of the {self.share:,} the callers without a "
-                 f"key may have together)")
+                 f"key may have together; it grows with --max-keyless-streams-per-address, "
+                 f"up to half of them)")
         if log.isEnabledFor(logging.INFO) and self._lines.take(name):
             log.info("call refused RESOURCE_EXHAUSTED: %s has %d calls without a key in "
                      "progress, the most one client address may have %s", name, held, limit)

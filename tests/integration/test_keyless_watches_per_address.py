@@ -1,10 +1,8 @@
-"""--max-keyless-streams-per-address above the part of the calls without a key one
-client address may hold (call_shares.KEYLESS_PER_ADDRESS, 340: 256 waiting, 84 more
-of which 16 watches, the flag's default) is cut to that part (h7's review of
-5ad1a262): with the flag at 500, the 341st health watch of one address was refused
-RESOURCE_EXHAUSTED ("this client address has 340 calls without a key in progress"),
-naming no flag that raises it; before, 400 were served. Marked xfail(strict=True):
-it passes while they are refused, and fails once the part follows the flag."""
+"""--max-keyless-streams-per-address raises the part of the calls without a key one
+client address may hold (call_shares: 256 waiting, 68 being read, and the flag's
+watches; 340 at its default of 16). h7's review: that part was fixed at 340, and with
+the flag at 500 the 341st health watch of one address was refused RESOURCE_EXHAUSTED
+("this client address has 340 calls without a key in progress"), naming no flag."""
 
 from __future__ import annotations
 
@@ -27,8 +25,6 @@ KEY = "keyless-watches-unit-key-0123456789"
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="h7: one address's keyless calls are bounded by "
-                                       "340 whatever --max-keyless-streams-per-address says")
 def test_an_address_may_hold_the_keyless_watches_its_flag_allows(
         settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"

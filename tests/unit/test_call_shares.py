@@ -12,8 +12,13 @@ from typing import Any
 
 import pytest
 
+from server.config import Settings
 from server.policy.auth import Authenticator
-from server.policy.call_shares import KEYLESS_PER_ADDRESS, CallShares
+from server.policy.call_shares import (
+    KEYLESS_PER_ADDRESS,
+    KEYLESS_STREAMS_PER_ADDRESS,
+    CallShares,
+)
 from server.policy.metrics import Metrics
 from server.policy.paces import KeyPaces, Paced
 
@@ -68,6 +73,22 @@ def shares(tmp_path: Path, most_calls: int) -> CallShares:
     keys.chmod(0o600)
     metrics = Metrics()
     return CallShares(most_calls, Authenticator(str(keys)), metrics, KeyPaces(metrics))
+
+
+def test_the_keyless_part_of_an_address_grows_with_its_watches(tmp_path: Path) -> None:
+    """--max-keyless-streams-per-address (its default: KEYLESS_STREAMS_PER_ADDRESS)
+    adds to what one address may hold, within half the share."""
+    assert Settings().max_keyless_streams_per_address == KEYLESS_STREAMS_PER_ADDRESS
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {"call-shares-unit-key-0123456789": {
+        "projects": ["p"], "role": "writer"}}}))
+    keys.chmod(0o600)
+    metrics = Metrics()
+    for watches, part in [(16, KEYLESS_PER_ADDRESS), (500, KEYLESS_PER_ADDRESS - 16 + 500),
+                          (10_000, 10_000 // 3 // 2)]:
+        calls = CallShares(10_000, Authenticator(str(keys)), metrics, KeyPaces(metrics),
+                           watches)
+        assert calls.keyless_per_address == part
 
 
 @pytest.mark.parametrize(("most_calls", "per_address"), [

@@ -138,7 +138,7 @@ STATED = [
     Stated(rf"at most {N} every [\d.]+ s", lambda: policy.KEYLESS_LINES),
     Stated(rf"at most [\d,]+ every {N} s", lambda: policy.KEYLESS_LINES_SECONDS),
     # Keys and roles: a paced key's requests waiting over HTTP
-    Stated(rf"pace's 2 s worth of its requests and {N} more wait at once",
+    Stated(rf"pace's 2 s worth of its requests, the one it may make at once, and {N} more",
            lambda: paces.WAITING_PAST_PACE),
     Stated(rf"pace's {N} s worth of its requests", lambda: paces.PACE_WAIT),
     # Limits: the calls without a key of one client address
