@@ -110,7 +110,7 @@ from server.errors import InvalidArgument, ResourceExhausted, to_rpc_status
 from server.http import url_cache
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
-from server.http.errors import error_body, json_error, unknown_coding
+from server.http.errors import error_body, json_error, not_unpacked, unknown_coding
 from server.http.transcode import malformed_escape
 from server.policy import PUBLIC_KEY_LINES, LineBudget
 from server.ports import ip_prefix
@@ -911,8 +911,14 @@ class Connection(web.RequestHandler):
                 # packages are not installed) is refused with the head, before the
                 # gateway could say so: "cannot be read as HTTP/1.1: ... Please
                 # install `Brotli`" told a client to install a Python package.
-                named = _CODING_NAMED.search(str(exc.message))
-                refusal = InvalidArgument.field("", unknown_coding(named[1] if named else "?"))
+                # A deflate body that ends before its packed data does is refused
+                # at its end the same way, its coding alone for words: it was told
+                # its coding was "'?'", none this server unpacks.
+                said = str(exc.message)
+                named = _CODING_NAMED.search(said)
+                refusal = InvalidArgument.field("", not_unpacked(
+                    said, "it ends before its packed data does") if said in _UNPACKED
+                    else unknown_coding(named[1] if named else "?"))
                 return json_error(to_rpc_status(refusal), closing=True)
             return json_error(http=answer.status, status=status_pb2.Status(
                 code=code_pb2.INVALID_ARGUMENT,
@@ -1551,6 +1557,8 @@ def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> w
 
 # How aiohttp names the coding it cannot unpack: "... brotli (br). Please install ..."
 _CODING_NAMED = re.compile(r"\((\w+)\)")
+# The codings aiohttp unpacks: one of them alone is its word for a body cut short.
+_UNPACKED = frozenset({"gzip", "deflate"})
 
 
 def _unreadable(error: http_exceptions.HttpProcessingError) -> str:

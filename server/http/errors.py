@@ -110,6 +110,13 @@ def unknown_coding(encoding: str) -> str:
             f"unpacks: give gzip, deflate or none")
 
 
+def not_unpacked(encoding: str, why: str = "") -> str:
+    """What a request body that does not unpack as its Content-Encoding `encoding`
+    says is told, and `why`, if known."""
+    told = f"the request body is not valid {encoding[:50]} (its Content-Encoding header)"
+    return f"{told}: {why}" if why else told
+
+
 def one_line(status: status_pb2.Status, limit: int = 1000) -> str:
     """`INVALID_ARGUMENT: user_event.visitor_id: is required` fit for an HTTP header
     (printable ASCII, one line, at most `limit` characters)."""

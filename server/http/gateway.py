@@ -74,7 +74,7 @@ from server.http.crosssite import (
     authority,
     host_check,
 )
-from server.http.errors import http_status_of, json_error, unknown_coding
+from server.http.errors import http_status_of, json_error, not_unpacked, unknown_coding
 from server.http.headers import EVERY, NO_STORE
 from server.http.routes import Route, Router, derive_routes
 from server.loop import off_loop
@@ -934,9 +934,8 @@ class HttpGateway:
                 web_protocol.RequestPayloadError):
             # gzip or deflate that does not unpack (aiohttp unpacks as it reads; the
             # connection closes after the answer: see connections.Connection)
-            encoding = request.headers.get("Content-Encoding", "")[:50]
-            raise InvalidArgument.field("", f"the request body is not valid {encoding} "
-                                            f"(its Content-Encoding header)") from None
+            raise InvalidArgument.field(
+                "", not_unpacked(request.headers.get("Content-Encoding", ""))) from None
         except TimeoutError:
             raise BodyTooSlow(f"the request body did not arrive within "
                               f"{self._settings.http_body_timeout:g} s "

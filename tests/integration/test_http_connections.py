@@ -1040,12 +1040,25 @@ def _not_unpacked(encoding: str) -> str:
             "unpacks: give gzip, deflate or none")
 
 
+def _cut_short(encoding: str) -> str:
+    return _unpacked(encoding) + ": it ends before its packed data does"
+
+
+def _unfinished() -> bytes:
+    """EVENT packed as deflate and flushed, but never finished: every byte of it
+    unpacks, and the end of the stream never comes."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15)
+    return packer.compress(EVENT) + packer.flush(zlib.Z_SYNC_FLUSH)
+
+
 # (mtime=0: a gzip header holds the time it was made, and the bodies are in the tests'
 # ids, which must come out the same in every pytest-xdist worker that collects them)
 @pytest.mark.parametrize(("encoding", "body", "message"), [
     ("gzip", EVENT, _unpacked("gzip")),  # not gzip at all
     ("deflate", gzip.compress(EVENT, mtime=0), _unpacked("deflate")),
     ("gzip", gzip.compress(EVENT, mtime=0) + b"junk", _unpacked("gzip")),
+    # cut short: it was told its coding was none this server unpacks ('?')
+    ("deflate", _unfinished(), _cut_short("deflate")),
     # aiohttp unpacks one gzip or deflate and hands anything else over as it came
     ("gzip, gzip", gzip.compress(gzip.compress(EVENT, mtime=0), mtime=0),
      _not_unpacked("gzip, gzip")),
