@@ -339,6 +339,7 @@ def offset_problem(text: str) -> str | None:
 _DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
 _MAX_DEPTH = MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
 _SHOWN = 100  # characters of a refused value that a message repeats
+NULL_MAP_VALUE = "must not be null (a map's value: leave its key out)"
 
 
 class PlacedError(json_format.ParseError):
@@ -531,8 +532,10 @@ def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> 
             if type(value) is dict:
                 inner = entry.fields_by_name["value"]
                 for name, item in value.items():
-                    if item is not None:
-                        _check_value(item, inner, entry_path(where, name), depth)
+                    if item is None:  # (json_format's words: "'NoneType' object is not
+                        # iterable", naming the map alone)
+                        raise PlacedError(entry_path(where, name), NULL_MAP_VALUE)
+                    _check_value(item, inner, entry_path(where, name), depth)
         elif field.is_repeated:
             if type(value) is list:
                 for i, item in enumerate(value):

@@ -928,6 +928,24 @@ def test_a_json_value_of_the_wrong_kind_names_its_field_in_plain_words(
     assert stored(gateway) == []
 
 
+def test_a_map_value_of_null_names_its_key(gateway: Running) -> None:
+    """A map's value given as null named the map alone, in Python's words ("'NoneType'
+    object is not iterable"), over REST and in a pixel's event."""
+    event = {"eventType": "home-page-view", "visitorId": "v",
+             "attributes": {"color": {"text": ["red"]}, "size": None}}
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write", event)
+    assert reply.status == 400
+    assert reply.violations() == {"user_event.attributes['size']": "Invalid JSON payload "
+                                  "received: must not be null (a map's value: leave its "
+                                  "key out)"}
+    pixel = get(gateway, collect_path(event))
+    assert pixel.status == 200
+    assert pixel.headers["X-Footfall-Error"] == (
+        "INVALID_ARGUMENT: user_event.attributes['size']: not a valid UserEvent in JSON: "
+        "must not be null (a map's value: leave its key out)")
+    assert stored(gateway) == []
+
+
 def test_a_large_request_is_decoded_off_the_loop(gateway: Running,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A body of a few MB takes the JSON parser seconds: on the loop it would hold up
