@@ -83,6 +83,11 @@ def parse_event_json(text: str, field: str, event: Any, max_bytes: int | None = 
         # may give one (json_keys), so that it is refused
         if isinstance(data, dict) and not json_keys.may_repeat(text, data):
             event.CopyFrom(lenient_json.parse_dict(data, type(event)))
+        elif isinstance(data, dict) and (twice := json_keys.repeated_key(text)) is not None:
+            # (json_format's words were "Failed to load JSON: Failed to load JSON:
+            # duplicate key visitorId"; a REST body's are these)
+            raise InvalidArgument.field(field, f"not valid JSON: the key {twice!r} is given "
+                                               "twice in one object")
         else:
             try:
                 protojson.parse_text(text, event)
