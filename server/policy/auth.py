@@ -346,7 +346,7 @@ class MissingKey(Unauthenticated):
                        "x-goog-api-key header")
         if key_in_query:
             return cls("this server requires an API key, and reads the key parameter of "
-                       "the pixel (GET userEvents:collect) only: send it as the "
+                       "a pixel (GET or POST userEvents:collect) only: send it as the "
                        "x-goog-api-key header (or authorization: Bearer KEY)")
         return cls()
 

@@ -221,7 +221,7 @@ def test_a_missing_key_is_told_the_ways_http_sends_one(keyed: Running) -> None:
     asked = call(keyed.http_port, "POST", f"{WRITE}?key={KEY}",
                  {"eventType": "home-page-view", "visitorId": "v"})
     assert asked.status == 401 and asked.error()["details"][0]["reason"] == "API_KEY_MISSING"
-    assert "reads the key parameter of the pixel (GET userEvents:collect) only" in \
+    assert "reads the key parameter of a pixel (GET or POST userEvents:collect) only" in \
         asked.error()["message"]
     plain = call(keyed.http_port, "POST", WRITE, {"eventType": "home-page-view",
                                                   "visitorId": "v"})
