@@ -302,21 +302,39 @@ _FROM_COPY = [_inserting(_EVENT_COLUMNS, f"{_INCOMING} v", where="v.seq >= %s", 
 # autocommit, is its own transaction: one round trip, no pipeline, no turn statement.
 _SMALL_IN_TURN = _small(" CROSS JOIN turn", _TURN_FIRST)
 # Whether no product of the branches a batch's rows were joined with changed since
-# they were read (parameter: JSON records of branch and generation, see
-# `products_to_join`): a generation moves with every product write, in its transaction.
-# Read by a function (migration 17) with a snapshot of its own, taken when it is
+# they were read (see `products_to_join`): a generation moves with every product write,
+# in its transaction. Read by a function with a snapshot of its own, taken when it is
 # called: after the writers' turn is held, in a statement that takes it (see
-# _MARKS_IN_TURN).
-_UNCHANGED = "SELECT footfall_products_unchanged(%s::json, true)"
-# _SMALL_IN_TURN that inserts nothing when _UNCHANGED says no (its first parameter),
-# and answers it beside the count. (Read with the statement's snapshot, taken before
-# it waited for the turn, a product another replica changed meanwhile went unseen,
-# and the batch was stored joined with what it was before.)
-_SMALL_IF_UNCHANGED = _small(
+# _MARKS_IN_TURN; `{}`: an argument that makes the call wait for the turn). One branch
+# (every batch of one catalog's rows) given by its name and generation (migration 18),
+# several by JSON records of both (migration 17; for one branch, 19-41 us more of the
+# database's CPU a write, median 31, bench/pg_write.py at load 4-13, 2026-12-07):
+# see _unchanged.
+_BRANCH_UNCHANGED = "footfall_branch_unchanged(%s::text, %s::bigint, {})"
+_BRANCHES_UNCHANGED = "footfall_products_unchanged(%s::json, {})"
+_UNCHANGED = {call: f"SELECT {call.format('true')}"
+              for call in (_BRANCH_UNCHANGED, _BRANCHES_UNCHANGED)}
+# _SMALL_IN_TURN that inserts nothing when the call (a key) says no (its parameters
+# first), and answers it beside the count. (Read with the statement's snapshot, taken
+# before it waited for the turn, a product another replica changed meanwhile went
+# unseen, and the batch was stored joined with what it was before.)
+_SMALL_IF_UNCHANGED = {call: _small(
     " CROSS JOIN turn CROSS JOIN unchanged",
-    f"{_TURN_FIRST}unchanged AS MATERIALIZED (SELECT footfall_products_unchanged(%s::json, "
-    "turn.held IS NOT NULL) AS ok FROM turn), ",
-    "count(*), (SELECT ok FROM unchanged)", where="unchanged.ok")
+    f"{_TURN_FIRST}unchanged AS MATERIALIZED (SELECT "
+    f"{call.format('turn.held IS NOT NULL')} AS ok FROM turn), ",
+    "count(*), (SELECT ok FROM unchanged)", where="unchanged.ok") for call in _UNCHANGED}
+
+
+def _unchanged(relied: Collection[tuple[str, int | None]]) -> tuple[str, list[Any]]:
+    """The call that says whether the products of the branches `relied` on (branch
+    and generation read) are unchanged (a key of _UNCHANGED), and its parameters."""
+    if len(relied) == 1:
+        [(branch, generation)] = relied
+        return _BRANCH_UNCHANGED, [branch, generation]
+    return _BRANCHES_UNCHANGED, [orjson.dumps([{"branch": branch, "generation": generation}
+                                               for branch, generation in relied]).decode()]
+
+
 # The products of a branch among some ids, with the branch's generation, as of one
 # snapshot (one statement): at least one row, whose product_id is NULL if none is found.
 _PRODUCTS_AS_OF = ("SELECT (SELECT generation FROM product_generations WHERE branch = %s), "
@@ -860,15 +878,15 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         return int(found[0])
 
     def _send_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow],
-                     in_turn: bool = False, unchanged: str | None = None,
+                     in_turn: bool = False, unchanged: tuple[str, list[Any]] | None = None,
                      answered: Collection[int] = ()) -> bool:
         """Insert `rows` in order, skipping duplicates, and count the new ones in the
         rollups, with one statement (after the catalogs'), whose one row is how many
         rows were new. In pipeline mode (`_apply_batch`) nothing waits for it.
         `in_turn`: the statement takes the writers' turn itself (a small batch whose
-        catalogs all have their row); and with `unchanged` (_UNCHANGED's parameter)
-        inserts nothing unless the products its rows were joined with are unchanged,
-        which its row says beside the count. `answered`: the id() of the rows
+        catalogs all have their row); and with `unchanged` (_unchanged's call and its
+        parameters) inserts nothing unless the products its rows were joined with are
+        unchanged, which its row says beside the count. `answered`: the id() of the rows
         answered before their commit, left out if a reset of their catalog came
         after them (see reset_marks), read once the turn is held. Whether the
         statement checks them (and answers the count of resets made, last)."""
@@ -886,8 +904,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             elif unchanged is None:
                 statements = _SMALL_IN_TURN[marked][one]
             else:
-                statements = _SMALL_IF_UNCHANGED[marked][one]
-                params.insert(0, unchanged)
+                call, checked = unchanged
+                statements = _SMALL_IF_UNCHANGED[call][marked][one]
+                params[0:0] = checked
         else:
             first = self._copy_seq
             with cur.copy(f"COPY {_INCOMING} (seq, catalog, {_EVENT_COLUMNS}, answered) FROM "
@@ -904,7 +923,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             # counts one more, and one made before that came before the row.
             seen = self._resets_seen
             made = seen[0] if seen is not None and oldest >= seen[1] else -1
-            at = 0 if unchanged is None or not in_turn else 1
+            at = 0 if unchanged is None or not in_turn else len(unchanged[1])
             params[at:at] = [made, oldest]
         lines = new_lines(rows)
         given = _one_row_lines(lines) if lines and len(rows) == 1 else None
@@ -964,8 +983,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         """_applied on the writer's connection `conn`."""
         started: list[Job] = []
         relied = {job.relied for job in jobs if job.relied is not None}
-        unchanged = orjson.dumps([{"branch": branch, "generation": generation}
-                                  for branch, generation in relied]).decode() if relied else None
+        unchanged = _unchanged(relied) if relied else None
 
         def call(cur: psycopg.Cursor[Any], job: Job) -> tuple[Any, BaseException | None]:
             assert job.fn is not None
@@ -1097,10 +1115,11 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         return True
 
     @staticmethod
-    def _check_unchanged(cur: psycopg.Cursor[Any], unchanged: str) -> None:
+    def _check_unchanged(cur: psycopg.Cursor[Any], unchanged: tuple[str, list[Any]]) -> None:
         """_ProductsChanged (rolling back the transaction) unless the products named
-        by `unchanged` (_UNCHANGED's parameter) are unchanged."""
-        found = cur.execute(_UNCHANGED, [unchanged]).fetchone()
+        by `unchanged` (_unchanged's call and parameters) are unchanged."""
+        call, params = unchanged
+        found = cur.execute(_UNCHANGED[call], params).fetchone()
         if found is None or not found[0]:
             raise _ProductsChanged
 

@@ -244,3 +244,30 @@ def test_an_operation_stored_before_lost_tries_were_counted_counts_from_none(
         assert claimed is not None and claimed.lost_tries == 1
     finally:
         store.close()
+
+
+def test_a_postgresql_store_of_17_checks_a_joined_writes_products_once_upgraded(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # Migration 18 adds the function a joined write of one catalog asks whether its
+    # products changed (17's, over JSON, stays for several catalogs and for a replica
+    # of the version before, still running).
+    from server.store.postgres import PostgresStore
+
+    from .test_store_postgres import BRANCH, product, stored, write_joined
+
+    url, conn = old_database("postgresql", tmp_path, request)
+    try:
+        make_old_schema(conn, "postgresql", [v for v, _, _ in MIGRATIONS].index(18))
+    finally:
+        conn.close()
+    first, second = PostgresStore(url), PostgresStore(url)
+    try:
+        first.write_user_events([row("warm-up", "2024-01-01T00:00:00Z")])
+        second.create_product(BRANCH, "sku-1", product("Old title", 10.0))
+        write_joined(first, "a")
+        second.update_product(BRANCH, "sku-1", lambda _: product("New title", 20.0))
+        write_joined(first, "b")
+        assert stored(first) == {"a": ("Old title", 10.0, True), "b": ("New title", 20.0, True)}
+    finally:
+        first.close()
+        second.close()

@@ -1408,9 +1408,10 @@ def product(title: str, price: float) -> bytes:
 
 
 def write_joined(store: PostgresStore, visitor: str, own_price: float | None = None,
-                 product_id: str = "sku-1", catalog: str = CATALOG) -> None:
+                 product_id: str = "sku-1", catalog: str = CATALOG, wait: bool = True) -> None:
     """One detail-page-view of `product_id` written through `store` as a
-    WriteUserEvent is: joined by the writer (Join, JoinedLater), waited for."""
+    WriteUserEvent is: joined by the writer (Join, JoinedLater), waited for (else
+    answered before its commit, as write_async is, and flushed)."""
     event = json_format.ParseDict({
         "eventType": "detail-page-view", "visitorId": visitor,
         "eventTime": "2024-01-01T00:00:00Z",
@@ -1419,7 +1420,9 @@ def write_joined(store: PostgresStore, visitor: str, own_price: float | None = N
         event.product_details[0].product.price_info.price = own_price
     asyncio.run(store.write_joined_async(join.JoinedLater(
         catalog, event, [product_id], partial(join.load_products, store, to_join=True),
-        1_000_000, (1, 0))))
+        1_000_000, (1, 0)), wait=wait))
+    if not wait:
+        store.flush()
 
 
 def stored(store: PostgresStore) -> dict[str, tuple[str, float, bool]]:
@@ -1479,6 +1482,57 @@ def test_a_product_changed_while_a_write_waits_for_the_turn_is_joined_as_changed
         assert stored(store) == {"a": ("Old title", 10.0, True), "b": ("New title", 20.0, True)}
     finally:
         store.close()
+
+
+def test_a_joined_write_answered_before_its_commit_is_joined_with_a_changed_product(
+        database: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Its statement checks the products, then the resets (rows answered before their
+    # commit): the parameters of both, in that order; a batch whose products did not
+    # change is not joined again.
+    caplog.set_level(logging.DEBUG, logger="server.store.postgres")
+    first, second = PostgresStore(database), PostgresStore(database)
+    try:
+        first.write_user_events([row("warm-up")])  # (its catalog committed: one statement)
+        second.create_product(BRANCH, "sku-1", product("Old title", 10.0))
+
+        def joined_again() -> int:
+            return sum("joined again" in r.getMessage() for r in caplog.records)
+
+        write_joined(first, "a", wait=False)
+        assert joined_again() == 0
+        second.update_product(BRANCH, "sku-1", lambda _: product("New title", 20.0))
+        write_joined(first, "b", wait=False)
+        assert joined_again() == 1
+        assert stored(first) == {"a": ("Old title", 10.0, True), "b": ("New title", 20.0, True)}
+    finally:
+        first.close()
+        second.close()
+
+
+OTHER_BRANCH = default_branch(CATALOG.replace("default_catalog", "other"))
+
+
+@pytest.mark.parametrize(("relied", "generations", "unchanged"), [
+    ({(BRANCH, None)}, {}, True),  # no product of the branch was ever written
+    ({(BRANCH, None)}, {BRANCH: 1}, False),  # and now one was
+    ({(BRANCH, 1)}, {BRANCH: 1}, True),
+    ({(BRANCH, 1)}, {BRANCH: 2}, False),
+    ({(BRANCH, 1), (OTHER_BRANCH, None)}, {BRANCH: 1}, True),
+    ({(BRANCH, 1), (OTHER_BRANCH, None)}, {BRANCH: 1, OTHER_BRANCH: 1}, False),
+    ({(BRANCH, 1), (OTHER_BRANCH, 3)}, {BRANCH: 2, OTHER_BRANCH: 3}, False),
+])
+def test_products_read_as_of_a_generation_are_unchanged_while_it_is_the_branchs(
+        database: str, relied: set[tuple[str, int | None]], generations: dict[str, int],
+        unchanged: bool) -> None:
+    # One branch is asked about with its name and generation as they are (migration
+    # 18), several with JSON (17): each says no when any branch's generation moved.
+    PostgresStore(database).close()  # (migrated)
+    call, params = postgres._unchanged(relied)
+    assert (call == postgres._BRANCH_UNCHANGED) == (len(relied) == 1)
+    with psycopg.connect(database, autocommit=True) as conn:
+        for branch, generation in generations.items():
+            conn.execute("INSERT INTO product_generations VALUES (%s, %s)", (branch, generation))
+        assert conn.execute(postgres._UNCHANGED[call], params).fetchone() == (unchanged,)
 
 
 def test_the_writer_reads_a_branchs_products_once_per_generation(database: str) -> None:
