@@ -652,8 +652,8 @@ class HttpGateway:
         gone. TooManyWaiting when as many of the key's requests wait already as it
         may have (KeyPaces.hold): each holds its connection, and one key's holder,
         waiting 2 s on each, held every connection the server takes. That refusal is
-        answered as a refusal for want of a key is, within its client address's
-        budget of them at once, past it after their delay (KeylessRefusals): answered
+        answered as a refusal for want of a key is, within a budget of them (the
+        key's own) at once, past it after their delay (KeylessRefusals): answered
         at once whatever the rate, 40 connections of one client keeping a key paced
         at 1 a second past its bound had 1,900 refused a second, 0.85 of a core, and
         another key's writes fell from 1,150 a second to 135."""
@@ -661,12 +661,14 @@ class HttpGateway:
         too_many = paces.hold(grant, paced, self._paced_waiting)
         if too_many is not None:
             refusals = self._policy.keyless_refusals
-            address = ip_prefix(pixel.requester(request.headers, request.remote or "",
-                                                self._settings.trust_forwarded_for).ip_address)
-            if refusals.past(address):
+            # (a budget of the key's own: of its client address's, a flood of the key's
+            # took the budget of the address's health checks and probes, each of
+            # which then waited a second as well)
+            budget = f"key {grant.identity.hex()}"
+            if refusals.past(budget):
                 stop = _cancel_when_lost(request)
                 try:
-                    await refusals.wait(address)
+                    await refusals.wait(budget)
                 except ResourceExhausted:  # (too many of the address's wait: at once)
                     pass
                 finally:

@@ -21,9 +21,9 @@ a key's holder (anyone, for a shop's writer key) could hold every connection, ea
 waiting its 2 s. So a key's HTTP requests wait at most those its pace serves within
 PACE_WAIT and WAITING_PAST_PACE more (never more than the gateway allows one key, a
 quarter of --http-max-connections); the next is refused (KeyPaces.hold), at once
-within its client address's budget of refusals and after their delay past it, as a
-refusal for want of a key is (server.http.gateway): each answered at once, a client
-keeping a key past that bound had the server refuse 1,900 a second.
+within a budget of refusals of the key's own and after their delay past it, as a
+refusal for want of a key is past its address's (server.http.gateway): each answered
+at once, a client keeping a key past that bound had the server refuse 1,900 a second.
 """
 
 from __future__ import annotations
