@@ -326,14 +326,17 @@ function urlProblem(page, params) {
 }
 
 /** A tenant's pages read no catalog: the header's chooser, which changed nothing
- *  visible there, steps aside (the key's button stays). Read from the URL. So it does
+ *  visible there, steps aside (the key's button stays). Read from the URL, and for the
+ *  live feed with no catalog, from whether a tenant holds client events: it follows the
+ *  first, below "Catalog: no catalog yet", as if it showed nothing. So it does
  *  while the key may not read (the project's form, or a role's refusal, in place of the
  *  page): it said "not read yet" beside the refusal, as if a read were on its way. */
 function placeChooser() {
   const [route, query = ""] = (location.hash.slice(1) || "feed").split("?");
   const name = route.split("/")[0];
   const params = new URLSearchParams(query);
-  const tenantPage = name === "talent" || (name === "feed" && params.has("tenant")) ||
+  const tenantPage = name === "talent" ||
+    (name === "feed" && (params.has("tenant") || (!chooser.value && known.tenants.length > 0))) ||
     (name === "insights" && (params.get("parent") || "").includes("/tenants/"));
   for (const part of [chooser, document.querySelector("label[for=catalog]")]) {
     part.hidden = tenantPage || denied !== null;

@@ -1,0 +1,89 @@
+"""What the console says where it had nothing, or the wrong thing, to say (events
+written with the official google-cloud-retail and google-cloud-talent clients):
+- a job site with no catalog: its live feed follows a tenant's client events, below a
+  header that said "Catalog: no catalog yet", as if the feed showed nothing;
+- an empty Refused column said nothing, as if still reading (the talent page says
+  "None yet");
+- Insights of a shop sending page views and searches alone: its per-product table said
+  "Nothing in this time range." beside its charts of the range's events;
+- at 1280 px (a laptop) the header went onto two lines once "Change project" showed.
+Each page photographed at 1366, 1280 and 390 px."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import Running
+
+from . import official_clients
+from .cdp import DevTools
+from .pages import in_chromium, no_problems, open_console, text_of, until
+
+pytestmark = pytest.mark.timeout(240)
+
+PROJECT = "said-plainly"
+CATALOG = f"projects/{PROJECT}/locations/global/catalogs/default_catalog"
+TENANT = f"projects/{PROJECT}/tenants/jobs"
+T = "2026-12-01T09:00:00Z"
+# A desktop, the laptop where the header wrapped, and a phone.
+WIDTHS = {"1366": (1366, 900, False), "1280": (1280, 800, False), "390": (390, 844, True)}
+
+
+def event(visitor: str, kind: str = "home-page-view", **more: Any) -> dict[str, Any]:
+    return {"eventType": kind, "visitorId": visitor, "eventTime": T, **more}
+
+
+def client_event(event_id: str, tenant: str = TENANT) -> dict[str, Any]:
+    return {"talent": tenant, "event": {
+        "requestId": "r1", "eventId": event_id, "createTime": T,
+        "jobEvent": {"type": "VIEW", "jobs": [f"{tenant}/jobs/nurse-7"]}}}
+
+
+def written(running: Running, *writes: dict[str, Any]) -> list[str]:
+    """What each write got from the official clients (run in a process of their own)."""
+    return official_clients.write(f"127.0.0.1:{running.port}", list(writes))
+
+
+async def photograph(devtools: DevTools, session: str, folder: Path, name: str) -> None:
+    """`name`-1366.png, -1280.png and -390.png of the page as it is (nothing wider than
+    the screen), and back to 1280."""
+    for width, (wide, high, mobile) in WIDTHS.items():
+        await devtools.viewport(session, wide, high, mobile)
+        await asyncio.sleep(0.3)  # one layout and paint
+        overflow = await devtools.evaluate(
+            session, f"Math.max(document.documentElement.scrollWidth, innerWidth) - {wide}")
+        assert overflow <= 0, f"{name} is {overflow}px wider than a {wide}px screen"
+        await devtools.screenshot(session, folder / f"{name}-{width}.png")
+    await devtools.viewport(session, *WIDTHS["1280"])
+
+
+CHOOSER_SHOWN = ("!document.getElementById('catalog').hidden && "
+                 "!document.querySelector('label[for=catalog]').hidden")
+ACCEPTED_ITEMS = "document.querySelectorAll('#accepted li').length"
+
+
+async def job_site_feed(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(session, f"{ACCEPTED_ITEMS} === 2"),
+                    "the tenant's client events")
+        seen = {"header": await text_of(devtools, session, "header"),
+                "chooser": await devtools.evaluate(session, CHOOSER_SHOWN),
+                "hint": await text_of(devtools, session, "#accepted-h + p")}
+        await no_problems(devtools, session)
+        await photograph(devtools, session, folder, "said-job-site-feed")
+    return seen
+
+
+def test_a_job_sites_feed_is_not_headed_no_catalog_yet(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    assert written(running, client_event("seen-1"), client_event("seen-2")) == ["OK"] * 2
+    seen = in_chromium(browser_executable, tmp_path / "profile", job_site_feed,
+                       running.http_port, shots)
+    assert "no catalog yet" not in seen["header"], seen
+    assert not seen["chooser"], seen
+    assert f"Stored in {TENANT}" in seen["hint"], seen
