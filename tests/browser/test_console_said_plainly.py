@@ -87,3 +87,49 @@ def test_a_job_sites_feed_is_not_headed_no_catalog_yet(
     assert "no catalog yet" not in seen["header"], seen
     assert not seen["chooser"], seen
     assert f"Stored in {TENANT}" in seen["hint"], seen
+
+
+NONE = "document.getElementById('{}-none')"
+SAYS_NONE = f"(e => e && !e.hidden && e.innerText)({NONE})"
+CLICK_OF_CATALOG = "document.getElementById('refused-of-catalog').click()"
+
+
+async def nothing_refused(devtools_url: str, port: int, grpc_port: int,
+                          folder: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(session, f"{ACCEPTED_ITEMS} === 1"),
+                    "the event")
+        seen["refused"] = await until(lambda: devtools.evaluate(
+            session, SAYS_NONE.format("refused")), "the empty refused column said so")
+        seen["accepted"] = await devtools.evaluate(session, SAYS_NONE.format("accepted"))
+        await no_problems(devtools, session)
+        await photograph(devtools, session, folder, "said-feed-none-refused")
+        # Only those that named the catalog: read again, none yet again
+        await devtools.evaluate(session, CLICK_OF_CATALOG)
+        seen["of_catalog"] = await until(lambda: devtools.evaluate(
+            session, "document.getElementById('refused-of-catalog').checked && "
+                     + SAYS_NONE.format("refused")), "none of the catalog")
+        await devtools.evaluate(session, CLICK_OF_CATALOG)
+        # the first refusal: "None yet" goes
+        assert official_clients.write(f"127.0.0.1:{grpc_port}", [  # (no product)
+            {"retail": CATALOG, "event": event("refused-1", "add-to-cart")}]) == [
+            "INVALID_ARGUMENT"]
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#refused li').length === 1"),
+            "the refusal")
+        seen["after"] = await devtools.evaluate(session, SAYS_NONE.format("refused"))
+        await no_problems(devtools, session)
+    return seen
+
+
+def test_an_empty_refused_column_says_none_yet(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    assert written(running, {"retail": CATALOG, "event": event("accepted-1")}) == ["OK"]
+    seen = in_chromium(browser_executable, tmp_path / "profile", nothing_refused,
+                       running.http_port, running.port, shots, within=120)
+    said = "None yet; each one shows here as it comes."
+    assert seen["refused"] == said and seen["of_catalog"] == said, seen
+    assert seen["accepted"] is False, seen  # (hidden: it holds the event)
+    assert seen["after"] is False, seen

@@ -188,8 +188,15 @@ function column(id, title, hint, heard, pause) {
   const status = h("div", {class: "status", role: "status"});
   const list = h("ol", {class: "feed", reversed: true, id});
   const about = h("p", {class: "hint"}, hint);
+  // Said once the first page is in and empty, until an item comes (as the talent page
+  // says it): an empty column said nothing, as if it were still reading.
+  const none = h("p", {class: "hint", id: `${id}-none`, hidden: true},
+    "None yet; each one shows here as it comes.");
+  let failed = false;  // (beside a failure, "None yet" would be a guess)
+  const sayNone = () => { none.hidden = !live || failed || total > 0; };
   const heading = h("h3", {id: `${id}-h`, tabindex: "-1"}, `${title} `, count);
-  const section = h("section", {"aria-labelledby": `${id}-h`}, heading, about, status, list);
+  const section = h("section", {"aria-labelledby": `${id}-h`}, heading, about, status, none,
+    list);
   let total = 0;
   let first = null;  // the lowest id added since the column started (BigInt)
   return {
@@ -214,15 +221,20 @@ function column(id, title, hint, heard, pause) {
       list.replaceChildren();
       if (focused) heading.focus({preventScroll: true});
       status.replaceChildren();
+      sayNone();
     },
     /** From now on, what is added is news. */
-    listed() { live = true; },
+    listed() {
+      live = true;
+      sayNone();
+    },
     add(items, render, weight = () => 1) {
       for (const item of items) {
         if (first === null || BigInt(item.id) < first) first = BigInt(item.id);
       }
       const added = items.reduce((n, item) => n + weight(item), 0);
       total += added;
+      sayNone();
       if (live) heard(added);
       count.textContent = total.toLocaleString("en-US");
       if (pause.paused && live) {
@@ -246,6 +258,8 @@ function column(id, title, hint, heard, pause) {
       while (list.children.length > KEPT) list.lastChild.remove();
     },
     error(error) {
+      failed = Boolean(error);
+      sayNone();
       status.replaceChildren(...liveFailure(error));
     },
   };
