@@ -133,3 +133,38 @@ def test_an_empty_refused_column_says_none_yet(
     assert seen["refused"] == said and seen["of_catalog"] == said, seen
     assert seen["accepted"] is False, seen  # (hidden: it holds the event)
     assert seen["after"] is False, seen
+
+
+PER_PRODUCT = "document.querySelector('#products tbody')?.innerText || ''"
+
+
+async def per_product(devtools_url: str, port: int, folder: Path) -> dict[str, str]:
+    seen = {}
+    async with DevTools.connect(devtools_url) as devtools:
+        for name, query in (("events", ""), ("nothing", "&start=2027-01-01T00:00:00Z"
+                                                       "&end=2027-01-02T00:00:00Z")):
+            session = await open_console(
+                devtools, f"http://127.0.0.1:{port}/console/#insights?parent={CATALOG}{query}")
+            seen[name] = await until(lambda s=session: devtools.evaluate(s, PER_PRODUCT),
+                                     "the per-product table")
+            await until(lambda s=session: devtools.evaluate(
+                s, "!!document.querySelector('#events-read')"), "the totals")
+            await no_problems(devtools, session)
+            if name == "events":
+                await devtools.evaluate(session, "document.getElementById('products')"
+                                                 ".scrollIntoView()")
+                await photograph(devtools, session, folder, "said-insights-no-product")
+    return seen
+
+
+def test_per_product_says_the_range_holds_events_none_naming_a_product(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    assert written(running, {"retail": CATALOG, "event": event("v1")},
+                   {"retail": CATALOG, "event": event("v1", "search", searchQuery="shoes")}
+                   ) == ["OK"] * 2
+    seen = in_chromium(browser_executable, tmp_path / "profile", per_product,
+                       running.http_port, shots, within=120)
+    assert seen["events"] == ("2 events in this time range, none of which names a product: "
+                              "only detail-page-view, add-to-cart and purchase-complete "
+                              "events do."), seen
+    assert seen["nothing"] == "Nothing in this time range.", seen

@@ -3,7 +3,7 @@
 
 import {call} from "./api.js";
 import {h} from "./dom.js";
-import {count, money, rateOf} from "./format.js";
+import {count, counted, money, rateOf} from "./format.js";
 import {route} from "./names.js";
 
 const RATE = "the purchase-complete events naming the product over its detail-page-view " +
@@ -43,9 +43,28 @@ export function productTable(parent, span) {
     load: async (query, signal) => {
       const page = await call(route`/insights/v1/${parent}/productStats`,
         {query: {...query, ...span()}, signal});
-      return {items: page.products || [], nextPageToken: page.nextPageToken, notes: page.notes};
+      const items = page.products || [];
+      const empty = items.length || query.pageToken ? "" : await noProduct(parent, span, signal);
+      return {items, nextPageToken: page.nextPageToken, notes: page.notes, empty};
     },
   };
+}
+
+/** What an empty table of `parent`'s products says when the range holds events
+ *  nonetheless, none of the types that name a product (a shop that sends only page
+ *  views and searches read "Nothing in this time range." beside its charts of them);
+ *  "" when the range holds none. */
+async function noProduct(parent, span, signal) {
+  let events = 0;
+  try {
+    const totals = await call(route`/insights/v1/${parent}:computeTotals`,
+      {query: {...span(), topQueries: 1}, signal});
+    events = Number(totals.eventsRead || 0);
+  } catch {
+    // (the totals' own section says why they failed: the table says what it read)
+  }
+  return events ? `${counted(events, "event")} in this time range, none of which names a ` +
+    "product: only detail-page-view, add-to-cart and purchase-complete events do." : "";
 }
 
 const OUTCOMES = "the job's NOTIFICATION, SENT_CV, INTERVIEW_GRANTED and HIRED client " +

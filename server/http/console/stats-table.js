@@ -13,7 +13,8 @@ const PAGE_SIZE = 20;
  *  cell, and its sort button in the heading; `about`: said below the table.
  *  A column's `class` is its cells'. `tiles`: at a phone's width a row's cells stand
  *  two a line, not one (but the first, a group and a "wide" column's).
- *  `load({orderBy, pageSize, pageToken}, signal)` answers {items, nextPageToken, notes}
+ *  `load({orderBy, pageSize, pageToken}, signal)` answers {items, nextPageToken, notes,
+ *  empty (what a page of no row says; by default, that the range holds nothing)}
  *  (a page asked for while another loads aborts that one). The
  *  order starts as `orderBy` ("views desc"); `onOrder(orderBy)` hears changes. */
 export function statsTable({label, columns, about, load, orderBy, onOrder, signal, tiles}) {
@@ -93,7 +94,8 @@ export function statsTable({label, columns, about, load, orderBy, onOrder, signa
       body.replaceChildren(...page.items.map((item) => h("tr", {},
         columns.map((c) => cellOf(c, item)))));
       if (!page.items.length) {
-        body.append(h("tr", {}, h("td", {colspan: columns.length}, "Nothing in this time range.")));
+        body.append(h("tr", {}, h("td", {colspan: columns.length},
+          page.empty || "Nothing in this time range.")));
       }
       status.replaceChildren(`Page ${tokens.length}`);
       notes.replaceChildren(...(page.notes || []).map((note) =>
