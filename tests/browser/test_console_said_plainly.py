@@ -12,6 +12,7 @@ Each page photographed at 1366, 1280 and 390 px."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from server.app import Running
 
 from . import official_clients
 from .cdp import DevTools
+from .conftest import serve
 from .pages import in_chromium, no_problems, open_console, text_of, until
 
 pytestmark = pytest.mark.timeout(240)
@@ -168,3 +170,54 @@ def test_per_product_says_the_range_holds_events_none_naming_a_product(
                               "only detail-page-view, add-to-cart and purchase-complete "
                               "events do."), seen
     assert seen["nothing"] == "Nothing in this time range.", seen
+
+
+READER = "reader-of-two-shops-for-the-header-test"
+WRITER = "writer-of-two-shops-for-the-header-test"
+SHOPS = ("shop-a", "shop-b")
+# Whether every part of the header shown stands on the line of its title (each one's
+# middle within the title's height), and the header's height.
+ONE_LINE = """(() => {
+  const title = document.querySelector('header h1').getBoundingClientRect();
+  const parts = [...document.querySelectorAll('header nav a, header .context > *')]
+    .filter((e) => !e.hidden).map((e) => [e.id || e.innerText, e.getBoundingClientRect()]);
+  return {off: parts.filter(([, r]) => (r.top + r.bottom) / 2 < title.top ||
+                                       (r.top + r.bottom) / 2 > title.bottom).map(([n]) => n),
+          high: Math.round(document.querySelector('header').getBoundingClientRect().height),
+          spare: Math.round(document.querySelector('header .context').getBoundingClientRect().left -
+                            document.querySelector('header nav').getBoundingClientRect().right)};
+})()"""
+
+
+async def header_of_a_project(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed",
+                                     READER, SHOPS[0])
+        await until(lambda: devtools.evaluate(
+            session, "document.getElementById('project-button')?.hidden === false && "
+                     f"{ACCEPTED_ITEMS} === 1"), "the project's event, Change project")
+        for width, (wide, high, mobile) in WIDTHS.items():
+            await devtools.viewport(session, wide, high, mobile)
+            await asyncio.sleep(0.3)  # one layout
+            seen[width] = await devtools.evaluate(session, ONE_LINE)
+        await no_problems(devtools, session)
+        await photograph(devtools, session, folder, "said-header-project")
+    return seen
+
+
+def test_the_header_of_a_project_fits_a_laptops_line(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        READER: {"projects": list(SHOPS), "role": "reader", "name": "two"},
+        WRITER: {"projects": list(SHOPS), "role": "writer", "name": "shops"}}}))
+    with serve(tmp_path, auth_file=str(keys)) as running:
+        catalog = f"projects/{SHOPS[0]}/locations/global/catalogs/default_catalog"
+        assert written(running, {"retail": catalog, "event": event("in-a"), "key": WRITER}
+                       ) == ["OK"]
+        seen = in_chromium(browser_executable, tmp_path / "profile", header_of_a_project,
+                           running.http_port, shots)
+    assert seen["1366"]["off"] == [] and seen["1280"]["off"] == [], seen
+    assert seen["1280"]["high"] == seen["1366"]["high"], seen
+    assert seen["1280"]["spare"] >= 48, seen  # (room for a catalog's longer name)
