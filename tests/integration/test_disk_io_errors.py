@@ -7,21 +7,20 @@ acknowledged event is stored. Needs root and a loop device: else the test skips.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
-from google.protobuf import json_format
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from server.app import Running, start
 from server.config import Settings
 from server.store import EventQuery
 from tests.pixels import pixel_refusal
 
+from .test_disk_full import event, eventually, serving
 from .tmpfs import ThinVolume, thin_volume
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
@@ -42,24 +41,6 @@ def running(volume: ThinVolume, tmp_path: Path) -> Iterator[Running]:
                             workers=4, gcs_root=str(tmp_path / "gcs")))
     yield server
     server.stop()
-
-
-def event(visitor: str) -> user_event_pb2.UserEvent:
-    return json_format.ParseDict({"eventType": "home-page-view", "visitorId": visitor,
-                                  "eventTime": "2024-01-01T00:00:00Z"},
-                                 user_event_pb2.UserEvent())
-
-
-def serving(health: health_pb2_grpc.HealthStub) -> bool:
-    answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-    return answer.status == health_pb2.HealthCheckResponse.SERVING
-
-
-def eventually(probe: Callable[[], bool], what: str) -> None:
-    end = time.monotonic() + NOTICED
-    while not probe():
-        assert time.monotonic() < end, f"gave up after {NOTICED}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_writes_that_meet_io_errors_are_refused_unavailable_and_pixels_wait(
