@@ -305,7 +305,8 @@ def test_one_address_holds_part_of_the_calls_without_a_key(tmp_path: Path) -> No
     assert said and all(
         "client address 127.0.0.5 has 100 calls without a key in progress, the most one "
         "client address may have (100 of the 200 the callers without a key may have "
-        "together)" in line
+        "together; it grows with --max-keyless-streams-per-address, up to half of them)"
+        in line
         for line in said), said[:3]
 
 
