@@ -58,10 +58,12 @@ async def until(check: Callable[[], Awaitable[Any]], what: str,
         await asyncio.sleep(0.02)
 
 
-async def photograph(devtools: DevTools, session: str, folder: Path, name: str) -> None:
-    """`name`-desktop.png and `name`-phone.png of the page as it is, and back to desktop.
-    At the phone's width nothing may be wider than the screen."""
-    for screen, (width, height, mobile) in SCREENS.items():
+async def photograph(devtools: DevTools, session: str, folder: Path, name: str,
+                     screens: dict[str, tuple[int, int, bool]] = SCREENS,
+                     back_to: str = "desktop") -> None:
+    """`name`-desktop.png and `name`-phone.png (or one for each of `screens`) of the page
+    as it is, and back to `back_to`. At every width nothing may be wider than the screen."""
+    for screen, (width, height, mobile) in screens.items():
         await devtools.viewport(session, width, height, mobile)
         await asyncio.sleep(0.3)  # one layout and paint
         # Against the width asked for: a phone's innerWidth grows to fit what overflows.
@@ -69,7 +71,7 @@ async def photograph(devtools: DevTools, session: str, folder: Path, name: str) 
             session, f"Math.max(document.documentElement.scrollWidth, innerWidth) - {width}")
         assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
         await devtools.screenshot(session, folder / f"{name}-{screen}.png")
-    await devtools.viewport(session, *SCREENS["desktop"])
+    await devtools.viewport(session, *screens[back_to])
 
 
 # Installed before the page's own scripts: what the CSP refused and what threw.

@@ -20,7 +20,7 @@ import pytest
 
 from server.app import Running
 
-from . import official_clients
+from . import official_clients, pages
 from .cdp import DevTools
 from .conftest import serve
 from .pages import in_chromium, no_problems, open_console, text_of, until
@@ -51,16 +51,8 @@ def written(running: Running, *writes: dict[str, Any]) -> list[str]:
 
 
 async def photograph(devtools: DevTools, session: str, folder: Path, name: str) -> None:
-    """`name`-1366.png, -1280.png and -390.png of the page as it is (nothing wider than
-    the screen), and back to 1280."""
-    for width, (wide, high, mobile) in WIDTHS.items():
-        await devtools.viewport(session, wide, high, mobile)
-        await asyncio.sleep(0.3)  # one layout and paint
-        overflow = await devtools.evaluate(
-            session, f"Math.max(document.documentElement.scrollWidth, innerWidth) - {wide}")
-        assert overflow <= 0, f"{name} is {overflow}px wider than a {wide}px screen"
-        await devtools.screenshot(session, folder / f"{name}-{width}.png")
-    await devtools.viewport(session, *WIDTHS["1280"])
+    """`name`-1366.png, -1280.png and -390.png of the page as it is, and back to 1280."""
+    await pages.photograph(devtools, session, folder, name, WIDTHS, "1280")
 
 
 CHOOSER_SHOWN = ("!document.getElementById('catalog').hidden && "
