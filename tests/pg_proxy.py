@@ -54,6 +54,12 @@ class CuttingProxy:
                 client.close()
                 continue
             with self._lock:
+                # (a cut while the upstream connection was made: it closed the sockets
+                # it knew, not these; kept, they would pass the outage through)
+                if not self._up:
+                    client.close()
+                    upstream.close()
+                    continue
                 self._sockets |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink, source is client),
@@ -80,8 +86,8 @@ class CuttingProxy:
                 pass
 
     def cut(self) -> None:
-        self._up = False
         with self._lock:
+            self._up = False
             for each in self._sockets:
                 try:
                     each.shutdown(socket.SHUT_RDWR)
@@ -92,7 +98,8 @@ class CuttingProxy:
         self.cut_done.set()
 
     def restore(self) -> None:
-        self._up = True
+        with self._lock:
+            self._up = True
 
     def hold(self) -> None:
         self._flowing.clear()
