@@ -45,7 +45,7 @@ from server.errors import (
 )
 from server.policy import KeylessRefusals, Policy
 from server.policy.auth import READER_METHODS, Authenticator, Role
-from server.policy.call_shares import CallShares
+from server.policy.call_shares import CallShares, Refused
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.limits import EVENT_FIELDS
 from server.policy.quota import TokenBuckets
@@ -811,22 +811,27 @@ async def _paced_or_abort(pace: KeylessRefusals, address: str,
         await context.abort_with_status(rpc_status.to_status(status_of(exc)))
 
 
-async def _entered(shares: CallShares, context: grpc.aio.ServicerContext,
-                   pace: KeylessRefusals | None = None) -> None:
+async def _entered(shares: CallShares, context: grpc.aio.ServicerContext) -> None:
     """Counts the call in its caller's share, RESOURCE_EXHAUSTED past it; and waits for
     its time if its key is paced (see CallShares). Its request is not read meanwhile.
-    `pace`: the call has no known key, and its refusal waits as `pace` has those of
-    its client address wait past their budget (see _refused_unread): refused at once,
-    one address keeping its part of the keyless share's health checks unread (340)
-    and asking on with 100 in flight had 2,200 refused a second, and another key's
-    writes fell from 1,600 a second to 510."""
+    A refusal waits as the refusals of its budget (Refused.budget: its key's, else its
+    client address's) wait past it (see _refused_unread); when too many wait already,
+    it is answered at once. Refused at once, one address keeping its part of the
+    keyless share's health checks unread (340) and asking on with 100 in flight had
+    2,200 refused a second, and another key's writes fell from 1,600 a second to 510;
+    a key keeping its share held, and asking on, as many (see CallShares)."""
     entered = shares.enter(context)
     if entered is None:
         return
-    if isinstance(entered, str):
-        if pace is not None:
-            await _paced_or_abort(pace, client_address(context.peer()), context)
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, entered)
+    if isinstance(entered, Refused):
+        if entered.keyless:
+            await _paced_or_abort(shares.refusals, entered.budget, context)
+        else:
+            try:
+                await shares.refusals.refused(entered.budget)
+            except ResourceExhausted:  # (too many of its budget's wait: at once)
+                pass
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, entered.message)
     try:
         await asyncio.sleep(entered.seconds)
     except asyncio.CancelledError:  # (its client cancelled it, or its deadline passed)
@@ -850,7 +855,7 @@ def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads,
     assert behaviour is not None
 
     async def read_first(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        await _entered(shares, context, pace)
+        await _entered(shares, context)
         address = client_address(context.peer())
         raw = await reads.read(context.read(), address, context)
         if raw is grpc.aio.EOF:
@@ -888,7 +893,8 @@ class CallGuard(grpc.GenericRpcHandler):
         # hold theirs for good.
         self._shares = CallShares(max_concurrent_rpcs, self._envelope.policy.auth,
                                   self._envelope.policy.metrics,
-                                  self._envelope.policy.key_paces, per_address)
+                                  self._envelope.policy.key_paces, per_address,
+                                  self._envelope.policy.keyless_refusals)
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
         # of them, never all to callers without a key (one client held all 1,000 with

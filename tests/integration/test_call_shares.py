@@ -117,3 +117,55 @@ def test_calls_past_a_callers_share_are_counted_and_logged(
         finally:
             for call in held:
                 call.cancel()
+
+
+def test_refusals_past_a_callers_share_wait_past_their_budget(
+        shared: tuple[Running, tuple[tuple[str, str], ...], str]) -> None:
+    """A call refused past its caller's share spends a budget of refusals (its key's,
+    else its client address's), as a refusal for want of a key spends its address's:
+    a burst (KEYLESS_REFUSALS_BURST) and a rate answered at once, each past them after
+    KEYLESS_REFUSAL_DELAY. Answered at once whatever the rate, a key holding its share
+    and asking on had the server refuse as fast as the client asked (see README)."""
+    server, key, _ = shared
+    # (past the burst of 200, about 100 wait: of them, at most a tenth of
+    # --max-concurrent-rpcs at once, 15 here, and the rest are refused at once)
+    more = 300
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+
+        def write(visitor: str, metadata: tuple[tuple[str, str], ...]) -> Any:
+            request = user_event_service_pb2.WriteUserEventRequest(
+                parent=PARENT, user_event=user_event_pb2.UserEvent(
+                    event_type="home-page-view", visitor_id=visitor))
+            return stub.WriteUserEvent.future(request, metadata=key + metadata, timeout=60)
+
+        held = [write(f"held-{n}", HELD) for n in range(SHARE)]
+        try:
+            for n in range(500):  # (until the calls held are all in progress)
+                for call in [call for call in held if call.done()]:  # (overtaken)
+                    held.remove(call)
+                    held.append(write(f"held-again-{n}", HELD))
+                if write(f"next-{n}", ()).exception() is not None:
+                    break
+            took: list[float] = []
+            began = time.monotonic()
+            asked = []
+
+            def timed(sent: float) -> Any:
+                return lambda _call: took.append(time.monotonic() - sent)
+
+            for n in range(more):
+                sent = time.monotonic()
+                call = write(f"more-{n}", ())
+                call.add_done_callback(timed(sent))
+                asked.append(call)
+            assert all(call.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for call in asked)
+            for _ in range(100):  # (the callbacks, run on grpc's thread)
+                if len(took) == more:
+                    break
+                time.sleep(0.01)
+            waited = sum(1 for seconds in took if seconds >= 0.9)
+            assert 10 <= waited <= MOST_CALLS // 10, (waited, time.monotonic() - began)
+        finally:
+            for call in held:
+                call.cancel()

@@ -18,6 +18,7 @@ from server.policy.call_shares import (
     KEYLESS_PER_ADDRESS,
     KEYLESS_STREAMS_PER_ADDRESS,
     CallShares,
+    Refused,
 )
 from server.policy.metrics import Metrics
 from server.policy.paces import KeyPaces, Paced
@@ -44,11 +45,11 @@ class Call:
 
 
 async def entered(calls: CallShares, peer: str
-                  ) -> tuple[str | Paced | None, Callable[[], Awaitable[None]]]:
+                  ) -> tuple[Refused | Paced | None, Callable[[], Awaitable[None]]]:
     """What `calls.enter` says of a call from `peer`, made in a task of its own as
     grpc makes each call's; and what ends that call (its task and its context done)."""
     context, ended = Call(peer), asyncio.Event()
-    said: asyncio.Future[str | Paced | None] = asyncio.get_running_loop().create_future()
+    said: asyncio.Future[Refused | Paced | None] = asyncio.get_running_loop().create_future()
 
     async def call() -> None:
         said.set_result(calls.enter(context))
@@ -104,8 +105,9 @@ def test_one_address_holds_its_part_of_the_calls_without_a_key(
         held = [await entered(calls, "ipv4:127.0.0.5:4242") for _ in range(per_address)]
         assert [said for said, _ in held] == [None] * per_address
         refusal, _ = await entered(calls, "ipv4:127.0.0.5:4343")  # (another connection)
-        assert isinstance(refusal, str)
-        assert refusal.startswith(f"this client address has {per_address} calls without a "
+        assert isinstance(refusal, Refused)
+        assert refusal.budget == "127.0.0.5" and refusal.keyless  # (its address's)
+        assert refusal.message.startswith(f"this client address has {per_address} calls without a "
                                   f"key in progress, the most one client address may have")
         # Another address's probe is answered, and the address has room once a call ends.
         probe, _ = await entered(calls, "ipv4:127.0.0.1:4444")
