@@ -111,8 +111,12 @@ def http_refusal(host: str, port: int, exc: OSError) -> str:
 @functools.lru_cache(maxsize=4096)
 def ip_prefix(host: str) -> str:
     """What a client's address (`1.2.3.4`, `2001:db8::1`) is counted by: an IPv4
-    address, one seen as IPv6 (`::ffff:1.2.3.4`, a dual-stack listener's) too; an
-    IPv6 address's /64 (one client is given a whole /64); else as it is."""
+    address, one seen as IPv6 too (`::ffff:1.2.3.4`, a dual-stack listener's; and
+    `64:ff9b::1.2.3.4`, the well-known prefix a translator in front of an IPv6-only
+    server (NAT64, SIIT) gives IPv4 clients: counted by its /64, every IPv4 client
+    would be one); an IPv6 address's /64 (one client is given a whole /64, and the
+    zone of a link-local one names the server's interface, not the client); else as
+    it is."""
     try:
         ip = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
@@ -120,8 +124,14 @@ def ip_prefix(host: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
+        if ip in _TRANSLATED:
+            return str(ipaddress.IPv4Address(ip.packed[-4:]))
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+# The well-known prefix of IPv4 addresses translated to IPv6 (RFC 6052)
+_TRANSLATED = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def client_address(peer: str) -> str:

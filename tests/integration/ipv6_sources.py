@@ -1,0 +1,110 @@
+"""Run in a network namespace of its own (test_ipv6_sources), whose loopback has
+addresses of two /64s: a server on SERVER, clients from the other addresses, each
+socket bound to its own. Prints what each client met, as JSON."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from server.app import start
+from server.clock import FixedClock
+from server.config import Settings
+from tests.interop.http2 import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PREFACE,
+    SETTINGS,
+    Frames,
+    call_headers,
+    frame,
+)
+
+SERVER = "2001:db8:1:2::a"
+SAME_64 = ("2001:db8:1:2::b", "2001:db8:1:2::c", "2001:db8:1:2::e")  # the server's /64 too
+OTHER_64 = "2001:db8:1:3::d"
+ADDRESSES = (SERVER, *SAME_64, OTHER_64)  # (what the namespace's loopback is given)
+KEY = "ipv6-sources-reader-key-0123456789"
+WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def connect(source: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.bind((source, 0))
+    sock.connect((SERVER, port))
+    return sock
+
+
+def http_answer(source: str, port: int) -> str:
+    """The status line (and reason) a request of /healthz from `source` is answered."""
+    sock = connect(source, port)
+    with sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: [{SERVER}]:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            more = sock.recv(65536)
+            if not more:
+                break
+            answer += more
+    head = answer.split(b"\r\n", 1)[0].decode()
+    return head + (" (from this address)" if b"from this address" in answer else "")
+
+
+def watch(source: str, port: int) -> tuple[str, socket.socket]:
+    """A health watch without a key from `source` (raw HTTP/2): whether it is
+    "watching" (its first answer came, the stream open) or "refused" (ended at
+    once); and its connection, left open."""
+    sock = connect(source, port)
+    sock.sendall(PREFACE + frame(SETTINGS, 0, 0)
+                 + frame(HEADERS, END_HEADERS, 1, call_headers(port, WATCH))
+                 + frame(DATA, END_STREAM, 1, b"\x00" + (0).to_bytes(4, "big")))
+    frames = Frames(sock)
+    for _ in range(20):
+        for kind, flags, stream, _payload in frames.read(0.5):
+            if stream == 1 and kind == HEADERS and flags & END_STREAM:
+                return "refused", sock
+            if stream == 1 and kind == DATA:
+                return "watching", sock
+    return "no answer", sock
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp())
+    keys = folder / "keys.json"
+    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "reader"}}}))
+    keys.chmod(0o600)
+    settings = Settings(host=SERVER, port=0, store=f"sqlite:///{folder}/events.db",
+                        grace_seconds=5, http_port=-1, auth_file=str(keys),
+                        max_keyless_streams_per_address=1, http_max_connections_per_address=2)
+    server = start(settings, FixedClock(1_714_564_800 * 10**9))
+    said: dict[str, object] = {}
+    held: list[socket.socket] = []
+    try:
+        # HTTP: two idle connections from two addresses of one /64 are all its own
+        held += [connect(source, server.http_port) for source in SAME_64[:2]]
+        said["http, a third address of the /64"] = http_answer(SAME_64[2], server.http_port)
+        said["http, another /64"] = http_answer(OTHER_64, server.http_port)
+        for sock in held:
+            sock.close()
+        held.clear()
+        # gRPC: one health watch without a key per client address (the flag at 1)
+        for source in (SAME_64[0], SAME_64[1], OTHER_64):
+            outcome, sock = watch(source, server.port)
+            held.append(sock)
+            said[f"grpc watch from {source}"] = outcome
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+    json.dump(said, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
