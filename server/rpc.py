@@ -819,7 +819,8 @@ async def _entered(shares: CallShares, context: grpc.aio.ServicerContext) -> Non
     it is answered at once. Refused at once, one address keeping its part of the
     keyless share's health checks unread (340) and asking on with 100 in flight had
     2,200 refused a second, and another key's writes fell from 1,600 a second to 510;
-    a key keeping its share held, and asking on, as many (see CallShares)."""
+    a key holding its share with 200 more calls in flight had 2,970 refused a second,
+    0.81 of a core (see CallShares)."""
     entered = shares.enter(context)
     if entered is None:
         return
