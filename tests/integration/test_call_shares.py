@@ -10,7 +10,7 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,21 @@ def shared(request: pytest.FixtureRequest, settings: Settings, clock: FixedClock
     server.stop()
 
 
+def writes(channel: grpc.Channel, key: tuple[tuple[str, str], ...]
+           ) -> Callable[[str, tuple[tuple[str, str], ...]], Any]:
+    """What makes a write of a visitor on `channel` with `key` and more metadata (its
+    future)."""
+    stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+
+    def write(visitor: str, metadata: tuple[tuple[str, str], ...]) -> Any:
+        request = user_event_service_pb2.WriteUserEventRequest(
+            parent=PARENT, user_event=user_event_pb2.UserEvent(
+                event_type="home-page-view", visitor_id=visitor))
+        return stub.WriteUserEvent.future(request, metadata=key + metadata, timeout=60)
+
+    return write
+
+
 def refused_counted(server: Running) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics",
                                 timeout=10) as answer:
@@ -70,13 +85,7 @@ def test_calls_past_a_callers_share_are_counted_and_logged(
     server, key, caller = shared
     assert refused_counted(server) == 0
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
-
-        def write(visitor: str, metadata: tuple[tuple[str, str], ...]) -> Any:
-            request = user_event_service_pb2.WriteUserEventRequest(
-                parent=PARENT, user_event=user_event_pb2.UserEvent(
-                    event_type="home-page-view", visitor_id=visitor))
-            return stub.WriteUserEvent.future(request, metadata=key + metadata, timeout=60)
+        write = writes(channel, key)
 
         held = [write(f"held-{n}", HELD) for n in range(SHARE)]
         # grpc may take a call sent later first (seen under load): a held call that a
@@ -131,13 +140,7 @@ def test_refusals_past_a_callers_share_wait_past_their_budget(
     # --max-concurrent-rpcs at once, 15 here, and the rest are refused at once)
     more = 300
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
-
-        def write(visitor: str, metadata: tuple[tuple[str, str], ...]) -> Any:
-            request = user_event_service_pb2.WriteUserEventRequest(
-                parent=PARENT, user_event=user_event_pb2.UserEvent(
-                    event_type="home-page-view", visitor_id=visitor))
-            return stub.WriteUserEvent.future(request, metadata=key + metadata, timeout=60)
+        write = writes(channel, key)
 
         held = [write(f"held-{n}", HELD) for n in range(SHARE)]
         try:
