@@ -351,7 +351,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 if sqlite_checks.is_full(exc) or _is_io_error(exc):
                     raise  # the whole transaction is lost, not just this job
                 if lone:
-                    conn.execute("ROLLBACK")  # (commit() below has nothing to do)
+                    # (commit() below has nothing to do.) SQLite may have rolled the
+                    # transaction back itself (an interrupt, a read that met a disk
+                    # failing, SQLITE_CORRUPT): a ROLLBACK then raised "no transaction
+                    # is active", which the caller heard instead of its own error.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                 else:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
