@@ -49,6 +49,18 @@ class HealthWatch:
             if now != healthy and not self._stop.is_set():
                 healthy = now
                 log.warning("store %s: health %s",
-                            "healthy again" if now else "unhealthy (unreachable, or its disk is "
-                            "full)", "SERVING" if now else "NOT_SERVING")
+                            "healthy again" if now else f"unhealthy ({self._why()})",
+                            "SERVING" if now else "NOT_SERVING")
                 self._on_change(now)
+
+    def _why(self) -> str:
+        """Why the store is unhealthy, in its own words where it has them (the SQLite
+        store's: a full disk, or one failing its writes), else what `healthy()` says
+        of every store: it does not answer or does not take writes."""
+        because = getattr(self._store, "unhealthy_because", None)
+        if because is not None:
+            try:
+                return str(because())
+            except Exception:  # a reason that breaks must not stop the watch
+                log.exception("store health: its reason failed")
+        return "its database does not answer, or does not take writes"
