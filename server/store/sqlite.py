@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 # What a write's caller hears when the disk fails the store's writes (see _disk_failed).
 DISK_FAILED = ("the disk holding the event store failed a write (an I/O error): nothing "
                "was written; try again later")
+# What a read's caller hears when the disk fails the store's reads (see _read_failed).
+DISK_READ_FAILED = ("the disk holding the event store failed a read (an I/O error); try "
+                    "again later")
+# The attribute that keeps on an sqlite3.Error whether it was found to be the disk's
+# (see _disk_fault): a batch's failure is asked about twice, and a probe reads.
+_DISK_FAULT = "footfall_disk_fault"
 
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog_id, event_type, visitor_id, "
                   "user_id, event_time_us, event_time_ns, joined, dedup_key, event, source, "
@@ -134,7 +140,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     StoreFull; from then on `healthy()` is False and write_async is refused until
     the disk has ROOM_TO_RESUME free and a write commits again. One that meets an I/O
     error (SQLITE_IOERR) raises StoreUnavailable (DISK_FAILED), and so it stays until
-    a write commits again.
+    a write commits again. A read that meets one (or SQLite's "malformed" while the
+    files cannot be read: see _disk_fault) raises StoreUnavailable (DISK_READ_FAILED).
 
     `read_only` (for the CLI) opens an existing file without changing it: no
     folder or file is created, no migration applied; ValueError when `path` is
@@ -179,6 +186,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._closed = False
         self._full = False  # the last write failed for want of disk space
         self._failing = False  # the last write met an I/O error (see _disk_failed)
+        self._reads_failing = False  # the last read met one (see _read_failed)
+        self._reads_lock = threading.Lock()  # (reads run on many threads)
         self._busy = False  # the last write found the file locked by another connection
         # Each catalog's id, once committed (the latest CATALOG_IDS_KEPT): catalogs are
         # never deleted nor renamed, so a batch of a known catalog's rows needs no
@@ -348,7 +357,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             try:
                 value = job.fn(conn)
             except Exception as exc:  # one job's failure leaves the others intact
-                if sqlite_checks.is_full(exc) or _is_io_error(exc):
+                if sqlite_checks.is_full(exc) or self._disk_fault(exc):
                     raise  # the whole transaction is lost, not just this job
                 if lone:
                     # (commit() below has nothing to do.) SQLite may have rolled the
@@ -368,8 +377,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             return value, None
 
         with self._shared_lock if self._memory else nullcontext():
-            self._begin_write(conn)
             try:
+                # (in the try: BEGIN IMMEDIATE reads the database's first page, and
+                # met a failing disk as the statements after it do)
+                self._begin_write(conn)
                 self._rejoin_if_changed(conn, jobs)
                 outcomes = apply_in_order(jobs, self._inserting(conn, jobs), call)
                 # commit(), not execute("COMMIT"): it lets the GIL go once around the
@@ -383,7 +394,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                     conn.execute("ROLLBACK")
                 if sqlite_checks.is_full(exc):
                     raise self._disk_full(exc, ran) from exc
-                if _is_io_error(exc):
+                if self._disk_fault(exc):
                     raise self._disk_failed(exc, ran) from exc
                 raise
         self._busy = False
@@ -509,6 +520,42 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 job.future.set_exception(failed)
         return failed
 
+    def _disk_fault(self, exc: BaseException) -> bool:
+        """Whether `exc` is the disk failing the store's I/O: SQLite's I/O error, or
+        its SQLITE_CORRUPT when the store's files cannot be read now (SQLite says
+        "database disk image is malformed" of a read that met EIO inside a
+        statement; a damaged file reads, and stays a bug's INTERNAL)."""
+        if _is_io_error(exc):
+            return True
+        if self.path is None or not sqlite_checks.is_damage_or_failing_read(exc):
+            return False
+        found = getattr(exc, _DISK_FAULT, None)
+        if found is None:
+            found = sqlite_checks.unreadable(self.path) is not None
+            setattr(exc, _DISK_FAULT, found)
+        return bool(found)
+
+    def _read_failed(self, exc: sqlite3.Error) -> StoreUnavailable | None:
+        """StoreUnavailable (DISK_READ_FAILED) for a read that met the disk failing
+        (logged once until a read works again, not a traceback a call); None for
+        any other error."""
+        if not self._disk_fault(exc):
+            return None
+        with self._reads_lock:
+            if not self._reads_failing:
+                self._reads_failing = True
+                log.error("%s: the disk fails the store's reads (%s); they are refused "
+                          "UNAVAILABLE until one works", self.path, exc)
+        return StoreUnavailable(DISK_READ_FAILED, f"{self.path}: {exc}")
+
+    def _reads_work(self) -> None:
+        """A read worked: say so once after reads the disk failed."""
+        if self._reads_failing:
+            with self._reads_lock:
+                if self._reads_failing:
+                    self._reads_failing = False
+                    log.warning("%s: the disk gives the store's reads again", self.path)
+
     def _writes_waiting(self, db: sqlite3.Connection) -> bool:
         """Whether writes wait for the step being applied: this process's, queued for
         its writer, or another process's on the file, waiting for the writers' turn
@@ -601,8 +648,17 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     # -- reads -------------------------------------------------------------
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Any]:
-        with self._reader() as conn:
-            return conn.execute(query, params).fetchall()
+        """The rows of `query`; StoreUnavailable when the disk fails the read."""
+        try:
+            with self._reader() as conn:
+                rows = conn.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            failed = self._read_failed(exc)
+            if failed is None:
+                raise
+            raise failed from exc
+        self._reads_work()
+        return rows
 
     def _stream(self, query: str, params: Sequence[Any], size: int) -> Iterator[Any]:
         if self._memory:
@@ -610,15 +666,23 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # used; the database is in memory already)
             yield from self._fetch(query, params)
             return
-        with self._reader() as conn:
-            cursor = conn.execute(query, params)
-            try:
-                while rows := cursor.fetchmany(size):
-                    yield from rows
-            finally:
-                # (a read left unfinished ends its read transaction now, not when the
-                # cursor is collected: an open one holds back the WAL's checkpoints)
-                cursor.close()
+        try:
+            with self._reader() as conn:
+                cursor = conn.execute(query, params)
+                try:
+                    while rows := cursor.fetchmany(size):
+                        yield from rows
+                finally:
+                    # (a read left unfinished ends its read transaction now, not when
+                    # the cursor is collected: an open one holds back the WAL's
+                    # checkpoints)
+                    cursor.close()
+        except sqlite3.Error as exc:
+            failed = self._read_failed(exc)
+            if failed is None:
+                raise
+            raise failed from exc
+        self._reads_work()
 
     def backup(self, dest: str) -> None:
         """Copy the database into the new file `dest` as it is at one moment: SQLite's
@@ -689,6 +753,16 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             return False  # retrying, or closed
         return not self._full and not self._failing
 
+    def unhealthy_because(self) -> str:
+        """What `healthy()` found False, for the health watch's log line."""
+        if self._closed:
+            return "closed"
+        if self._full:
+            return "its disk is full"
+        if self._failing:
+            return "its disk fails the store's writes (I/O errors)"
+        return "its writes do not commit"
+
     def _has_room(self) -> bool:
         return self.path is None or sqlite_checks.free_bytes(self.path) >= ROOM_TO_RESUME
 
@@ -705,11 +779,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     full = False
                 except sqlite3.Error as exc:
-                    if not sqlite_checks.is_full(exc) and not _is_io_error(exc):
+                    if not sqlite_checks.is_full(exc) and not self._disk_fault(exc):
                         log.exception("WAL checkpoint failed; retrying later")
                     elif not full:
                         full = True
-                        log.warning("WAL checkpoint: the disk is full or fails writes; "
+                        log.warning("WAL checkpoint: the disk is full or fails its I/O; "
                                     "retrying (%s)", exc)
         finally:
             conn.close()
@@ -726,11 +800,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             try:
                 self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except sqlite3.Error as exc:
-                if not sqlite_checks.is_full(exc):
+                if not sqlite_checks.is_full(exc) and not self._disk_fault(exc):
                     log.exception("final WAL checkpoint failed; the next start replays the WAL")
                 else:  # nothing is lost: the WAL holds every commit
-                    log.warning("final WAL checkpoint: the disk is full; the next start "
-                                "replays the WAL")
+                    log.warning("final WAL checkpoint: the disk is full or fails its I/O; "
+                                "the next start replays the WAL (%s)", exc)
         self._closed = True
         with self._shared_lock:
             for _, conn in self._readers:

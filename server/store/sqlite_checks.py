@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
+import time
 import urllib.parse
 
 from server.store.rows import StoreUnusable
@@ -198,3 +199,45 @@ def problem(path: str, exc: sqlite3.Error) -> str:
     if "malformed" in text or "not a database" in text:
         return f"{path} is damaged: {text}"
     return f"{path}: {text}"
+
+
+# How long `unreadable` reads the store's files for a read the disk fails, and in
+# what pieces: through the page cache, so the pages cached go by at memory speed and
+# the first one the disk must give and cannot ends the search.
+UNREADABLE_PROBE_SECONDS = 1.0
+_PROBE_CHUNK = 2**20
+
+
+def is_damage_or_failing_read(exc: BaseException) -> bool:
+    """Whether `exc` is SQLITE_CORRUPT: a damaged file, or a read the disk failed.
+    SQLite reports a read that fails with EIO (SQLITE_IOERR_CORRUPTFS) inside a
+    statement as SQLITE_CORRUPT, "database disk image is malformed"; see unreadable."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None \
+        and code & 0xFF == sqlite3.SQLITE_CORRUPT
+
+
+def unreadable(path: str, seconds: float = UNREADABLE_PROBE_SECONDS) -> OSError | None:
+    """The error a read of the database at `path` or of its WAL meets now (EIO: the
+    disk fails reads), or None when none is found within `seconds` (the files read,
+    or the time up: a file damaged, or a failing sector past what was read)."""
+    deadline = time.monotonic() + seconds
+    for name in (path, path + "-wal"):
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return exc
+        try:
+            offset = 0
+            while time.monotonic() < deadline:
+                piece = os.pread(fd, _PROBE_CHUNK, offset)
+                if not piece:
+                    break
+                offset += len(piece)
+        except OSError as exc:
+            return exc
+        finally:
+            os.close(fd)
+    return None
