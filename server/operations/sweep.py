@@ -4,14 +4,15 @@ Every job is an operation, and an hourly retention purge (`--retain-days`) makes
 one each hour, so without this the operations table grows for ever. At start and
 then every hour, the operations that ended more than N days ago are deleted (in
 one statement of the store's writer); a running operation never is. Replicas
-sharing a store may each sweep: a second delete finds nothing.
+sharing a store may each sweep: a second delete finds nothing. A wall clock that
+steps forward while the server runs is not followed (server.clock.Unstepped).
 """
 
 from __future__ import annotations
 
 import logging
 
-from server.clock import Clock
+from server.clock import Clock, Unstepped
 from server.lines import counted
 from server.periodic import Periodic
 from server.store import Store
@@ -31,7 +32,8 @@ class OperationSweep:
         if days < 1:  # (Periodic checks the interval)
             raise ValueError("the sweep needs at least one day")
         self._store = store
-        self._clock = clock
+        # (a step of the wall clock forward would delete operations that ended lately)
+        self._clock = Unstepped(clock, "the operation sweep")
         self._days = days
         self._periodic = Periodic(self.sweep, every_seconds, "footfall-operation-sweep",
                                   "deleting old operations")

@@ -6,6 +6,13 @@ runs in batches like any purge, shows in ListOperations, and can be cancelled.
 Replicas sharing a PostgreSQL store need not talk to agree on one purge per
 catalog and period: the operation is named after the period, so the insert of a
 second replica finds the name taken and stores nothing.
+
+A wall clock wrong by days would purge the events of those days, so "now" is read
+with care. The cutoff is never later than N days before the newest event the store
+received (`received_us`, stamped by the clock of the server that took it): a clock
+set far ahead at start purges nothing the store took in its last N days. And a
+clock that steps forward while the server runs is not followed (server.clock.
+Unstepped): retention goes on by the time elapsed.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 from footfall.retail.v2 import purge_config_pb2
 from google.protobuf import timestamp_pb2
 
-from server.clock import Clock
+from server.clock import Clock, Unstepped
 from server.operations.runner import OperationRunner
 from server.periodic import Periodic
 from server.retail import purge
@@ -24,6 +31,9 @@ from server.store import Store
 log = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400
+# How far the clock may be ahead of the newest event received before retention says
+# that it purges by that event's time instead: a store may go quiet for a night.
+QUIET_SECONDS = DAY_SECONDS
 
 
 def operation_name(catalog: str, period: int) -> str:
@@ -41,7 +51,8 @@ class Retention:
             raise ValueError("retention needs at least one day")
         self._store = store
         self._runner = runner
-        self._clock = clock
+        self._clock = Unstepped(clock, "retention")
+        self._behind = False  # said that the newest event received is far behind the clock
         self._days = days
         self._interval = interval_seconds
         self._periodic = Periodic(self.tick, interval_seconds, "footfall-retention",
@@ -60,7 +71,8 @@ class Retention:
         catalogs whose purge of this period exists already)."""
         now_ns = self._clock.now_ns()
         period = int(now_ns // (self._interval * 1e9))
-        cutoff = timestamp_pb2.Timestamp(seconds=now_ns // 10**9 - self._days * DAY_SECONDS)
+        cutoff = timestamp_pb2.Timestamp(
+            seconds=self._newest_trusted_ns(now_ns) // 10**9 - self._days * DAY_SECONDS)
         created = []
         for catalog in self._store.catalogs_with_events_before(cutoff.seconds * 10**6):
             request = purge_config_pb2.PurgeUserEventsRequest(
@@ -72,3 +84,22 @@ class Retention:
                          cutoff.ToJsonString(), catalog, name)
                 created.append(name)
         return created
+
+    def _newest_trusted_ns(self, now_ns: int) -> int:
+        """`now_ns`, or the time the newest event stored was received if that is
+        earlier: said once when it is more than QUIET_SECONDS earlier."""
+        newest_us = self._store.newest_received_us()
+        if newest_us is None or newest_us * 1000 >= now_ns:
+            self._behind = False
+            return now_ns
+        newest_ns = newest_us * 1000
+        behind = now_ns - newest_ns > QUIET_SECONDS * 1e9
+        if behind and not self._behind:
+            received = timestamp_pb2.Timestamp()
+            received.FromNanoseconds(newest_ns)
+            log.warning("retention: the clock is %.1f days past the newest event the store "
+                        "received (%s): only events more than %d days older than that one "
+                        "are purged, until events come in again", (now_ns - newest_ns) / 86.4e12,
+                        received.ToJsonString(), self._days)
+        self._behind = behind
+        return newest_ns

@@ -86,6 +86,10 @@ class Store(Protocol):
     def catalogs_with_events_before(self, time_us: int) -> list[str]:
         """The catalogs holding at least one event older than `time_us`, in order."""
 
+    def newest_received_us(self) -> int | None:
+        """When the last event stored was received (µs since 1970, by the clock of the
+        server that took it); None when there is none, or it predates the column."""
+
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
         """Like list_user_events, with each event's as-received form (or None)."""

@@ -451,6 +451,12 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def catalogs_with_events_before(self, time_us: int) -> list[str]:
         return [c for (c,) in self._fetch(self._sql.catalogs_with_events_before, (time_us,))]
 
+    def newest_received_us(self) -> int | None:
+        # (the last row by id: one step down the primary key, where MAX(received_us)
+        # would read every row)
+        found = self._fetch("SELECT received_us FROM user_events ORDER BY id DESC LIMIT 1", ())
+        return None if not found or found[0][0] is None else int(found[0][0])
+
     # -- products -------------------------------------------------------------------
 
     def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
