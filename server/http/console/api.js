@@ -187,9 +187,10 @@ const pause = (ms, signal) => new Promise((resolve) => {
 
 /** The item of id `id` of the watch route `path:watch` (one whose list is not in id
  *  order, so that the newest pages may not hold it): the watch after `id - 1` sends
- *  it first if it is there; null when it sends another first, or nothing within
- *  `waitMs` (no later item is stored). */
-export async function findById(path, id, {signal, waitMs = 3000} = {}) {
+ *  it first if it is there; null when it sends another first; `late` (null unless
+ *  given) when it sends nothing within `waitMs`: no later item is stored, or the
+ *  server (or a connection to it) is slow to answer. */
+export async function findById(path, id, {signal, waitMs = 3000, late = null} = {}) {
   if (BigInt(id) < 1n) return null;  // (row ids start at 1: a watch after -1 is refused)
   const stop = new AbortController();
   const both = AbortSignal.any([signal, stop.signal]);
@@ -202,9 +203,9 @@ export async function findById(path, id, {signal, waitMs = 3000} = {}) {
       if (event === "error") throw new ApiError(message.error?.code, message.error);
       return message.id === id ? message : null;
     }
-    return null;
+    return late;
   } catch (error) {
-    if (stop.signal.aborted && !signal.aborted) return null;  // nothing came in time
+    if (stop.signal.aborted && !signal.aborted) return late;  // nothing came in time
     throw error;
   } finally {
     clearTimeout(timer);

@@ -3,7 +3,7 @@
 // #feed?tenant=...: the accepted client events of a talent tenant (with no catalog
 // holding events, those of the first tenant) beside the refusals likewise.
 
-import {findById, follow} from "./api.js";
+import {call, findById, follow} from "./api.js";
 import {clientEventLink} from "./client-event.js";
 import {h, liveFailure, when} from "./dom.js";
 import {eventLink, remember} from "./event.js";
@@ -17,8 +17,8 @@ export const KEPT = 200;  // items each column keeps on screen
 // reloaded. (Nothing on the watch says so: ids are never given again.)
 const STILL_STORED_MS = 4000;
 // How long it waits for the server to send that item: sent at once when it is stored,
-// later only when the watches are behind (a busy server), when the column would be
-// read again for nothing.
+// later only when the watches are behind (a busy server); past it, the list says
+// whether the items shown are there (see whileStored).
 const FIND_MS = 5000;
 // Whether the refused column shows only the requests that named the chosen catalog
 // (or the tenant followed; kept for the tab, as the chosen catalog is).
@@ -394,9 +394,14 @@ export function whileStored(path, column, onGone, signal) {
     if (asking || id === null || !at || document.hidden) return;
     asking = true;
     try {
-      const found = await findById(at, id, {signal, waitMs: FIND_MS});
+      const found = await findById(at, id, {signal, waitMs: FIND_MS, late: false});
+      // Nothing in time: none stored from it on, or a server slow to answer (a busy
+      // one, or the browser's six connections to it held by other tabs' streams),
+      // which emptied the column and said that what it showed was deleted. The list
+      // answers however long it takes: gone, if it holds none from it on.
+      const gone = found === null || (found === false && !await holdsFrom(at, id, signal));
       // (not when the column started again meanwhile: its first is another's)
-      if (!found && !signal.aborted && column.first === id) onGone();
+      if (gone && !signal.aborted && column.first === id) onGone();
     } catch {
       // the server out of reach, or the key gone: the columns' watches say so
     } finally {
@@ -405,4 +410,12 @@ export function whileStored(path, column, onGone, signal) {
   };
   const timer = setInterval(ask, STILL_STORED_MS);
   signal.addEventListener("abort", () => clearInterval(timer), {once: true});
+}
+
+/** Whether the newest page of the list route `path` holds an item of id `id` or
+ *  later. */
+async function holdsFrom(path, id, signal) {
+  const page = await call(path, {query: {pageSize: 100}, signal});
+  const items = Object.values(page).find(Array.isArray) || [];
+  return items.some((item) => BigInt(item.id) >= BigInt(id));
 }
