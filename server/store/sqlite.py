@@ -1005,10 +1005,37 @@ def _refuse_if_restore_unfinished(path: str) -> None:
     and served writes into it: those and the backup's events were then in two files."""
     copy = f"{path}.restoring"
     if not os.path.lexists(path) and os.path.lexists(copy):
+        store, copy = os.path.abspath(path), os.path.abspath(copy)
+        aside = _moved_aside_for(store, copy)
+        if aside is not None:
+            # (killed between the two renames: said as the rest, the store moved aside
+            # with every event it held went unnamed, and "remove it to start on a new,
+            # empty store" was one of the two ways given)
+            raise StoreUnusable(
+                f"{store} is not there, and {copy} is: a `footfall restore` stopped after "
+                f"it moved the store aside, to {aside}, and before it put the backup's "
+                f"copy in its place. That copy is whole (checked before the store was "
+                f"moved): rename it to {store} to end the restore, or rename {aside} "
+                "(and its -wal and -shm) back to undo it")
         raise StoreUnusable(
-            f"{os.path.abspath(path)} is not there, and {os.path.abspath(copy)} is: a "
+            f"{store} is not there, and {copy} is: a "
             "`footfall restore` did not end. Restore again (remove that file first), or "
             "remove it to start on a new, empty store")
+
+
+def _moved_aside_for(store: str, copy: str) -> str | None:
+    """The store a restore whose copy is `copy` moved aside (`store`.replaced-TIME, see
+    server.store.restore), if it did: named after the copy was made and checked (its
+    time not before the copy's last change), else None."""
+    folder, prefix = os.path.split(f"{store}.replaced-")
+    try:
+        made = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(os.stat(copy).st_mtime)))
+        names = os.listdir(folder or ".")
+    except OSError:
+        return None
+    found = sorted(name for name in names if name.startswith(prefix)
+                   and name[len(prefix):] >= made and not name.endswith(("-wal", "-shm")))
+    return os.path.join(folder, found[-1]) if found else None
 
 
 def _is_io_error(exc: BaseException) -> bool:
