@@ -1004,14 +1004,35 @@ def _with_near_field(reason: str, descriptor: Any, path: list[str]) -> str:
         above.append(field.message_type)
     owner = next((m for m in reversed(above) if m.full_name != message.full_name
                   and _field_named(m, typed) is not None), None)
-    near = same[0] if same else None if owner is not None else near_names.nearest(typed, names)
+    below = None if same or owner is not None else _holder_below(message, typed)
+    near = same[0] if same else None if owner is not None or below is not None \
+        else near_names.nearest(typed, names)
     if near is not None:
         hint = f'did you mean "{near}"?'
     elif owner is not None:
         hint = f"it is a field of {owner.name} itself, not of {message.name}"
+    elif below is not None and below.message_type is not None:
+        # (a Segment or GA4 user's userId at the top: near_names guesses no field whose
+        # words end in another's kind, and userInfo was no longer named)
+        hint = (f"it is a field of {below.json_name} ({below.message_type.name}), not of "
+                f"{message.name} itself")
     else:
         return reason
     return f"{reason[:found.end()]} ({hint}){reason[found.end():]}"
+
+
+def _holder_below(message: Descriptor, typed: str) -> FieldDescriptor | None:
+    """The first field of `message` whose message (one of ours: no map's entry, no
+    well-known type) has a field named `typed` (in any case, or in snake_case), or None."""
+    wanted = typed.lower().replace("_", "")
+    for field in message.fields:
+        below = field.message_type
+        if below is None or below.GetOptions().map_entry \
+                or below.full_name.startswith("google.protobuf."):
+            continue
+        if any(name.json_name.lower() == wanted for name in below.fields):
+            return field
+    return None
 
 
 # How deep a path `_placed` looks into, and how many elements of a list (each list on
