@@ -15,8 +15,9 @@ EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may li
 AT_LEAST_TIMEOUT = 10.0  # seconds `events count --at-least` waits without --timeout
 
 
-# HOST:PORT, the host a name, an IPv4 address or an IPv6 one in brackets.
-_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+):([0-9]{1,5})")
+# HOST:PORT, the host a name, an IPv4 address or an IPv6 one in brackets, with its zone
+# if it has one (`[fe80::1%eth0]`, which grpc connects to, and a ready line names).
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+(?:%[^\]\s/]+)?\]|[^:\[\]/\s]+):([0-9]{1,5})")
 
 
 class _NoStore(argparse.Action):
