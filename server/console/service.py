@@ -42,7 +42,7 @@ from server.names import (
     parse_tenant_or_project,
 )
 from server.policy import Policy
-from server.policy.auth import Grant
+from server.policy.auth import ANY_PROJECT, Grant, MissingKey, Role, caller_grant
 from server.policy.envelope import Envelope, reader_of
 from server.rpc import TRANSPORT, status_of
 from server.store import Store, answered_stored, committed_a_while, packed
@@ -61,6 +61,17 @@ def _reset(counts: ResetCounts) -> console_pb2.ResetResponse:
         deleted_events_count=counts.events, deleted_products_count=counts.products,
         deleted_rejections_count=counts.rejections, deleted_operations_count=counts.operations,
         cancelled_operations_count=counts.cancelled)
+
+
+_ROLES = {Role.WRITER: console_pb2.Caller.WRITER, Role.READER: console_pb2.Caller.READER,
+          Role.ADMIN: console_pb2.Caller.ADMIN}
+
+
+def _caller(grant: Grant) -> console_pb2.Caller:
+    """What `grant` may do, as GetCaller says it: never the key, nor its digest."""
+    projects = [ANY_PROJECT] if ANY_PROJECT in grant.projects else sorted(grant.projects)
+    return console_pb2.Caller(keys_checked=True, projects=projects, role=_ROLES[grant.role],
+                              key_name=grant.name)
 
 
 Named = TypeVar("Named", CatalogName, TenantName)
@@ -320,6 +331,18 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                                                elsewhere=self._counted_elsewhere)
         return await off_loop(queries.list_catalogs, self._store, project, size,
                               request.page_token, False)
+
+    async def GetCaller(self, request: console_pb2.GetCallerRequest,
+                        context: grpc.aio.ServicerContext) -> console_pb2.Caller:
+        """What the call's key grants (every project when no keys are checked); the
+        envelope has refused a call without a known key (UNAUTHENTICATED) or of a
+        writer key (PERMISSION_DENIED) already."""
+        if not self._policy.auth.enabled:
+            return console_pb2.Caller(keys_checked=False, projects=[ANY_PROJECT])
+        grant = caller_grant()
+        if grant is None:  # (the envelope sets it for every guarded call)
+            raise MissingKey()
+        return _caller(grant)
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:

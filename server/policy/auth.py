@@ -62,13 +62,16 @@ WRITER_METHODS = frozenset({
 READER_METHODS = frozenset(
     f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
         "ListUserEvents", "CountUserEvents", "ListClientEvents", "CountClientEvents",
-        "ListRejections", "ListCatalogs",
+        "ListRejections", "ListCatalogs", "GetCaller",
         "WatchUserEvents", "WatchUserEventBatches", "WatchClientEvents", "WatchRejections"
     )) | frozenset(
     f"/footfall.insights.v1.InsightsService/{rpc}" for rpc in (
         "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals")) | frozenset(
     f"/google.cloud.retail.{version}.ProductService/{rpc}"
     for version in ("v2", "v2beta", "v2alpha") for rpc in ("GetProduct", "ListProducts"))
+# The RPCs that name no project, admitted for the role alone: what a key grants
+# (the console asks it first, to offer only the projects the key may read).
+PROJECTLESS_METHODS = frozenset({"/footfall.console.v1.ConsoleService/GetCaller"})
 # Request fields that hold a resource name, and so the project a call acts on.
 RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
                    ("inventory", "name"))
@@ -131,12 +134,20 @@ class Grant:
 _reads: ContextVar[bool] = ContextVar("footfall_caller_reads", default=True)
 # ... and its key's identity (b"": none, auth is off), whose turns its list pages take.
 _identity: ContextVar[bytes] = ContextVar("footfall_caller_identity", default=b"")
+# ... and its key's grant itself (None: none, auth is off), which GetCaller tells.
+_granted: ContextVar[Grant | None] = ContextVar("footfall_caller_grant", default=None)
 
 
 def set_caller(grant: Grant | None) -> None:
     """The key of the call being served (None: auth is off)."""
     _reads.set(grant is None or grant.role is not Role.WRITER)
     _identity.set(grant.identity if grant is not None else b"")
+    _granted.set(grant)
+
+
+def caller_grant() -> Grant | None:
+    """The grant of the key of the call being served (see set_caller); None if none."""
+    return _granted.get()
 
 
 def caller_identity() -> bytes:
@@ -544,13 +555,18 @@ def project_of(name: str) -> str | None:
 
 
 def authorize(grant: Grant, method: str, request: Message) -> str:
-    """The project the call acts on, if `grant` may call `method` on it.
+    """The project the call acts on, if `grant` may call `method` on it ("" for a
+    method of PROJECTLESS_METHODS, which acts on none: its role alone is checked).
 
     Raises PERMISSION_DENIED when a resource name of the request is in a project
     the key is not granted, when the request names no project at all or a gs://
     bucket the key is not granted, or when the role is too weak (in that order).
     """
     rpc = method.rpartition("/")[2]
+    if method in PROJECTLESS_METHODS:  # (it acts on no project: the role alone)
+        if not grant.role.may_call(method):
+            raise Denied(_role_refusal(grant, method, rpc), "ROLE_NOT_ALLOWED")
+        return ""
     fields = resource_fields(request)
     projects = [project_of(name) for _, name in fields]
     if not projects or None in projects:

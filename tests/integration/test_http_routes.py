@@ -106,7 +106,7 @@ def test_every_annotated_binding_is_routed_and_answered(gateway: Running, rpc: s
     assert found is not None, f"{verb} {path} is not routed"
     route, values = found
     assert route.rpc == rpc
-    assert values, "path variables are bound"
+    assert values or "{" not in template, "path variables are bound"  # (GET /console/v1/caller)
     # a stream (server-sent events) answers until its deadline
     headers = {"X-Server-Timeout": "0.2"} if route.method.server_streaming else None
     reply = call(gateway.http_port, verb, path, {} if verb != "GET" else None, headers)

@@ -229,6 +229,32 @@ class ListCatalogsResponse(_message.Message):
     next_page_token: str
     def __init__(self, catalogs: _Optional[_Iterable[_Union[DataSet, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[DataSet, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetCallerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Caller(_message.Message):
+    __slots__ = ("keys_checked", "projects", "role", "key_name")
+    class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ROLE_UNSPECIFIED: _ClassVar[Caller.Role]
+        WRITER: _ClassVar[Caller.Role]
+        READER: _ClassVar[Caller.Role]
+        ADMIN: _ClassVar[Caller.Role]
+    ROLE_UNSPECIFIED: Caller.Role
+    WRITER: Caller.Role
+    READER: Caller.Role
+    ADMIN: Caller.Role
+    KEYS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    keys_checked: bool
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    role: Caller.Role
+    key_name: str
+    def __init__(self, keys_checked: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Caller.Role, str]] = ..., key_name: _Optional[str] = ...) -> None: ...
+
 class ResetCatalogRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -66,6 +66,11 @@ class ConsoleServiceStub:
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListCatalogsRequest.SerializeToString,
                 response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListCatalogsResponse.FromString,
                 _registered_method=True)
+        self.GetCaller = channel.unary_unary(
+                '/footfall.console.v1.ConsoleService/GetCaller',
+                request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.Caller.FromString,
+                _registered_method=True)
         self.ResetCatalog = channel.unary_unary(
                 '/footfall.console.v1.ConsoleService/ResetCatalog',
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetCatalogRequest.SerializeToString,
@@ -152,6 +157,16 @@ class ConsoleServiceServicer:
         """The catalogs and tenants of a project (every project: projects/-) that hold
         events, with their counts and latest times, and the catalogs that hold products
         but no event yet (no count, no time).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaller(self, request, context):
+        """What the caller's API key grants: its projects and its role, so that a client
+        (the console) offers only the projects it may read; never the key itself. It
+        names no project, and needs a reader or admin key as the other reads do. A
+        server that checks no keys answers that every project is open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -254,6 +269,11 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
                     servicer.ListCatalogs,
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListCatalogsRequest.FromString,
                     response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListCatalogsResponse.SerializeToString,
+            ),
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.GetCallerRequest.FromString,
+                    response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.Caller.SerializeToString,
             ),
             'ResetCatalog': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetCatalog,
@@ -455,6 +475,33 @@ class ConsoleService:
             '/footfall.console.v1.ConsoleService/ListCatalogs',
             footfall_dot_console_dot_v1_dot_console__pb2.ListCatalogsRequest.SerializeToString,
             footfall_dot_console_dot_v1_dot_console__pb2.ListCatalogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/footfall.console.v1.ConsoleService/GetCaller',
+            footfall_dot_console_dot_v1_dot_console__pb2.GetCallerRequest.SerializeToString,
+            footfall_dot_console_dot_v1_dot_console__pb2.Caller.FromString,
             options,
             channel_credentials,
             insecure,
