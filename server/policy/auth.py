@@ -6,7 +6,8 @@ Keys live in a JSON file (`--auth-file`):
                            "name": "shop-frontend"}}}
 
 `writer` may write, collect and create client events; `reader` may list and
-watch through the console (footfall.console.v1), ask for insights
+watch through the console (footfall.console.v1), ask what its key grants
+(GetCaller, the one call that names no project), ask for insights
 (footfall.insights.v1) and get and list products (ProductService), nothing
 else; `admin` may call every RPC. `projects` may hold "*" for every project;
 `name` (optional) is what the logs say instead of the key; `buckets`

@@ -84,16 +84,29 @@ window.addEventListener("unhandledrejection", (e) => problems.push(`rejection: $
 """
 
 
+# Installed before the page's own scripts: the server cannot say what a key grants
+# (GET /console/v1/caller is NOT_FOUND, as from a server before GetCaller): the console
+# falls back on its project's form, where a project id is typed.
+CALLER_UNKNOWN = """
+const fetchAsItIs = window.fetch;
+window.fetch = (url, init) => String(url).startsWith("/console/v1/caller")
+  ? Promise.resolve(new Response(JSON.stringify({error: {code: 404, status: "NOT_FOUND",
+      message: "no route"}}), {status: 404, headers: {"Content-Type": "application/json"}}))
+  : fetchAsItIs(url, init);
+"""
+
+
 async def open_console(devtools: DevTools, url: str, key: str | None = None,
-                       project: str | None = None) -> str:
+                       project: str | None = None, script: str = "") -> str:
     """A tab showing `url` at the desktop size, its problems recorded from the start;
-    `key` and `project`: as if entered in this tab before (sessionStorage)."""
+    `key` and `project`: as if entered in this tab before (sessionStorage); `script`:
+    run before the page's own (CALLER_UNKNOWN, say)."""
     session = await devtools.open_page("about:blank")
     await devtools.send("Page.enable", {}, session)
     given = "".join(f"sessionStorage.setItem({name!r}, {value!r});" for name, value in (
         ("footfall.apiKey", key), ("footfall.project", project)) if value is not None)
     await devtools.send("Page.addScriptToEvaluateOnNewDocument",
-                        {"source": WATCH_PROBLEMS + given}, session)
+                        {"source": WATCH_PROBLEMS + given + script}, session)
     await devtools.viewport(session, *SCREENS["desktop"])
     await devtools.send("Page.navigate", {"url": url}, session)
     return session

@@ -23,7 +23,7 @@ import pytest
 from server.app import Running
 
 from .cdp import DevTools
-from .pages import SCREENS, in_chromium, no_problems, open_console, until
+from .pages import CALLER_UNKNOWN, SCREENS, in_chromium, no_problems, open_console, until
 from .test_console import CATALOG, PROJECT, READER_KEY, TENANT, keyed_shop, rest, write
 
 AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -189,7 +189,10 @@ async def audit_the_key_prompt(devtools_url: str, port: int, folder: Path
                                ) -> list[dict[str, Any]]:
     source = axe_source()
     async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        # (the project's form too: what a server that cannot say what a key grants asks;
+        # the choice of a key's projects is audited in test_console_caller)
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/",
+                                     script=CALLER_UNKNOWN)
         await until(lambda: devtools.evaluate(session, "document.querySelector('dialog')?.open"),
                     "the key dialog")
         found = await audit_screens(devtools, session, source, folder, "key")

@@ -1,7 +1,7 @@
-"""A key granted two projects (not every one): the console asks which to read, and
-another is read by "Change project", with the keyboard alone. Another project could
-be read only by entering the key again ("Change key"), and the catalog chosen in
-the first went on being read, named in the header, under the second."""
+"""A key granted two projects (not every one): the console offers them (GetCaller says
+which), and another is read by "Change project", with the keyboard alone. Another
+project could be read only by entering the key again ("Change key"), and the catalog
+chosen in the first went on being read, named in the header, under the second."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ async def name_one_then_the_other(devtools_url: str, port: int,
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed", KEY)
         await until(lambda: devtools.evaluate(
-            session, "document.activeElement?.id === 'project'"), "the project's form")
-        await devtools.type_text(session, SHOPS[0])
+            session, f"document.activeElement?.dataset.project === {SHOPS[0]!r}"),
+            "the choice of the key's projects")
         await devtools.press(session, "Enter")
         await until(lambda: devtools.evaluate(session, f"({ACCEPTED}).includes('in-shop-a')"),
                     "the first shop's event")
@@ -77,10 +77,12 @@ async def name_one_then_the_other(devtools_url: str, port: int,
         await photograph(devtools, session, folder, "projects-first")
         await focus_and_press(devtools, session, "#project-button")
         await until(lambda: devtools.evaluate(
-            session, "document.activeElement?.id === 'project' && "
-                     "document.activeElement.value === ''"), "the project's form again")
+            session, f"document.activeElement?.dataset.project === {SHOPS[0]!r}"),
+            "the choice again")
         seen["asked"] = await text_of(devtools, session, "main")
-        await devtools.type_text(session, SHOPS[1])
+        await devtools.press(session, "Tab")
+        assert await devtools.evaluate(session, "document.activeElement.dataset.project") \
+            == SHOPS[1]
         await devtools.press(session, "Enter")
         await until(lambda: devtools.evaluate(session, f"({ACCEPTED}).includes('in-shop-b')"),
                     "the second shop's event")
@@ -98,6 +100,7 @@ def test_a_key_of_two_projects_reads_the_other_by_changing_the_project(
         seen = in_chromium(browser_executable, tmp_path / "profile", name_one_then_the_other,
                            running.http_port, shots)
     assert seen["button"] == "Change project", seen
-    assert "name the one to read" in seen["asked"], seen  # (not "may not read shop-a")
+    # (not "may not read shop-a")
+    assert "This key may read 2 projects, one at a time" in seen["asked"], seen
     assert seen["chosen"] == catalog("shop-b"), seen
     assert "in-shop-a" not in seen["feed"], seen

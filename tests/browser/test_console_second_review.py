@@ -20,6 +20,7 @@ from server.app import Running
 
 from .cdp import DevTools, chromium
 from .pages import (
+    CALLER_UNKNOWN,
     SCREENS,
     focus_and_press,
     go,
@@ -254,7 +255,9 @@ CLEAR_PROJECT = "(i => { i.value = ''; i.focus() })(document.querySelector('#pro
 
 async def name_projects_from_another_page(devtools_url: str, port: int) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/", READER_KEY)
+        # (the project's form: what a server that cannot say what a key grants asks)
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/", READER_KEY,
+                                     script=CALLER_UNKNOWN)
         form = "document.activeElement?.id === 'project'"
         await until(lambda: devtools.evaluate(session, form), "the project's form")
         await devtools.evaluate(session, "location.hash = 'events'")
@@ -299,7 +302,9 @@ def test_a_project_named_over_a_page_is_answered_and_polled_once(
 async def name_the_project_as_a_resource(devtools_url: str, port: int, folder: Path
                                          ) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/", READER_KEY)
+        # (the project's form: what a server that cannot say what a key grants asks)
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/", READER_KEY,
+                                     script=CALLER_UNKNOWN)
         form = "document.activeElement?.id === 'project'"
         await until(lambda: devtools.evaluate(session, form), "the project's form")
         said = await text_of(devtools, session, "main")

@@ -18,6 +18,7 @@ import * as talent from "./talent.js";
 const PAGES = {feed, events, event, operations, products, talent, catalogs, insights};
 const CHOSEN = "footfall.catalog";
 const PROJECT = "footfall.project";  // set when the key may not read every project
+const EVERY = "*";  // what GetCaller says of a key that may read every project
 const CATALOGS_MS = 3000;
 const REFOCUS_MS = 10000;  // how long a page shown again may take to list an event
 // While no catalog holds anything (read so, not failed), for at most FIRST_CATALOG_TRIES
@@ -47,6 +48,20 @@ let known = {catalogs: [], tenants: []};
 // the header said "Catalog: no catalog yet" of a project it had not read.
 let listed = false;
 let denied = null;  // the refusal of the catalogs' list, while the key may not read
+// What the key grants (GET /console/v1/caller: {keysChecked, projects, role, keyName}),
+// read before the first list: a key of one project was asked "Which project?", and one
+// of several had its projects typed, where the server knows them. Null until read; {}
+// when the server could not say (its projects are then named in the form, as before).
+let caller = null;
+
+/** The projects the key may read, one by one ([] when it may read every one, or when
+ *  the server could not say). One whose id no path can carry ("..", which a keys file
+ *  may hold) is left out: it would be read at another route (see nameProblem). */
+function granted() {
+  const projects = caller?.projects || [];
+  return projects.includes(EVERY) ? []
+    : projects.filter((id) => !nameProblem("A project", `projects/${id}`, "project"));
+}
 
 /** What the pages share: the chosen catalog, the project(s) read, the data sets seen. */
 export const context = {
@@ -121,6 +136,10 @@ function projectId(typed) {
  *  (or not the one named, or none: a writer key reads nothing, so "Change key" shows). */
 function askProject(error) {
   const named = sessionStorage.getItem(PROJECT);
+  if (granted().length > 1 && error.reason !== "ROLE_NOT_ALLOWED") {
+    chooseProject(error, named);
+    return;
+  }
   const input = h("input", {id: "project", required: true, autocomplete: "off",
     value: named || ""});
   const form = h("form", {class: "search"},
@@ -165,6 +184,51 @@ function askProject(error) {
   else input.focus();
 }
 
+/** Offers the projects the key may read, one button each, in place of the page: a key
+ *  of several projects (not every one) reads one at a time. `named`: the one chosen
+ *  before, refused since (the keys were read again without it), said with the refusal. */
+function chooseProject(error, named) {
+  const choose = (id) => {
+    sessionStorage.setItem(PROJECT, id);
+    caller = null;  // (read again: the keys may have been read again meanwhile)
+    loadCatalogs();
+  };
+  const choices = h("ul", {class: "projects", "aria-labelledby": "projects-h"},
+    granted().map((id) => h("li", {}, h("button", {type: "button", class: "project-choice",
+      "data-project": id, onclick: () => choose(id)}, id))));
+  // (one of its own, chosen and then refused: the keys were read again meanwhile)
+  const refused = named && granted().includes(named) && error.code;
+  main.replaceChildren(h("h2", {id: "projects-h"}, "Which project?"),
+    ...(refused ? [failure(error)] : []),
+    h("p", {}, `This key may read ${granted().length} projects, one at a time: choose the ` +
+      "one to read (Change project, above, to read another later)."), choices);
+  retitle();
+  placeChooser();
+  keyButton.hidden = !hasKey();
+  projectButton.hidden = true;  // (the choice is the way)
+  choices.querySelector("button").focus();
+}
+
+/** Reads what the key grants (GetCaller), once a page; the project it reads is then
+ *  its only one, or one chosen among its own (see chooseProject). Raises as `call`. */
+async function readCaller() {
+  try {
+    caller = await call("/console/v1/caller");
+  } catch (error) {
+    // (a server that cannot say: its projects are named in the form, as before)
+    if (!["NOT_FOUND", "UNIMPLEMENTED"].includes(error.code)) throw error;
+    caller = {};
+  }
+  const projects = granted();
+  const named = sessionStorage.getItem(PROJECT);
+  if (projects.length === 1) sessionStorage.setItem(PROJECT, projects[0]);
+  else if (projects.length > 1 && named && !projects.includes(named)) {
+    sessionStorage.removeItem(PROJECT);  // (another key's: it is not this one's to read)
+  }
+  keyButton.title = caller.keyName
+    ? `Reading with the key ${caller.keyName} (${(caller.role || "").toLowerCase()})` : "";
+}
+
 /** Says on top of the page that the server is gone (`why`), over what it shows. */
 function sayGone(why) {
   const said = `${why} What the page shows was read before; it goes on once the server ` +
@@ -180,6 +244,15 @@ function sayGone(why) {
 async function loadCatalogs() {
   try {
     const hadTenants = known.tenants.length;
+    if (caller === null) await readCaller();
+    if (granted().length > 1 && !sessionStorage.getItem(PROJECT)) {
+      // (a key of several projects: it chooses one before anything is read)
+      denied = {code: "", reason: "PROJECT_REQUIRED", message: ""};
+      listed = false;
+      offline.hidden = true;
+      askProject(denied);
+      return;  // until one is chosen
+    }
     known = await call(route`/console/v1/${context.projects}/catalogs`,
       {query: {pageSize: 1000, view: "DATA_SET_VIEW_BASIC"}});
     listed = true;
@@ -228,7 +301,8 @@ async function loadCatalogs() {
   keyButton.textContent = "Change key";
   keyButton.hidden = !hasKey();
   const project = sessionStorage.getItem(PROJECT);
-  projectButton.hidden = !project || denied !== null;
+  // (a key of one project has no other to read)
+  projectButton.hidden = !project || denied !== null || granted().length === 1;
   projectButton.title = project ? `Reading project ${project}; name another` : "";
   setTimeout(loadCatalogs, emptyReads && emptyReads < FIRST_CATALOG_TRIES ? FIRST_CATALOG_MS
     : CATALOGS_MS);
