@@ -39,7 +39,11 @@ const waitingNotice = document.getElementById("waiting");
 // said no catalog holds events yet, say) went on saying so, with no word of it.
 const offline = document.getElementById("offline");
 whenWaiting((now) => { waitingNotice.hidden = !now; });
-document.addEventListener(ASKING_KEY, () => { offline.hidden = true; });
+// Whether the key prompt was shown since the page last read: the focus it leaves on the
+// page's body goes to the page once read (a key of one project is asked no project,
+// whose form took it before).
+let prompted = false;
+document.addEventListener(ASKING_KEY, () => { offline.hidden = true; prompted = true; });
 // (at once, as a page's call meets it: its live lists leave it to this notice)
 document.addEventListener(UNANSWERED, () => { if (current && !denied) sayGone(UNREACHABLE); });
 let current = null;  // {controller, hash}
@@ -271,7 +275,9 @@ async function loadCatalogs() {
     else if (!hadTenants && known.tenants.length && current &&
       followsFirstTenant(current.hash || "feed")) show();
     if (!current || wasDenied) show();
-    if (wasDenied) regainFocus(main);  // (the project's form, gone with its input)
+    // (the project's form, gone with its input; the key prompt, closed)
+    if (wasDenied || prompted) regainFocus(main);
+    prompted = false;
   } catch (error) {
     // (a project id the server cannot take in a path, also: "my shop", say)
     if (error.code === "PERMISSION_DENIED" || (sessionStorage.getItem(PROJECT) &&
