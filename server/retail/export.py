@@ -37,12 +37,13 @@ from server.errors import FieldViolation, gather, raise_if_any
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import export_filter, gcs, products
+from server.retail.bulk_import import BATCH_BYTES
 from server.store.rows import LeaseLost, Progress, Step, StepResult
 
 EVENTS_KIND = "export-user-events"
 PRODUCTS_KIND = "export-products"
 OUTPUT_FIELD = "output_config.gcs_destination.output_uri_prefix"
-BATCH = 1_000
+BATCH = 1_000  # events or products read at once, and at most about BATCH_BYTES of them
 LINES_PER_FILE = 100_000
 # What a file's name may take of its prefix's last part: it is followed by the
 # operation's id (at most 47 characters) and -0000.json, within a name of 255 bytes.
@@ -324,7 +325,8 @@ def _part(path: Path) -> Path:
 
 def _event_batches(ctx: JobContext, selection: export_filter.EventSelection) -> NextBatch:
     def next_batch(cursor: int | str) -> tuple[list[bytes], int | str] | None:
-        rows = ctx.store.scan_user_events(selection.query, BATCH, after_id=int(cursor))
+        rows = ctx.store.scan_user_events(selection.query, BATCH, after_id=int(cursor),
+                                          max_bytes=BATCH_BYTES)
         if not rows:
             return None
         # As received: import joins it again with the catalog of its time.
@@ -338,7 +340,7 @@ def _event_batches(ctx: JobContext, selection: export_filter.EventSelection) -> 
 def _product_batches(ctx: JobContext, branch: str,
                      selection: export_filter.ProductSelection) -> NextBatch:
     def next_batch(cursor: int | str) -> tuple[list[bytes], int | str] | None:
-        rows = ctx.store.list_products(branch, BATCH, str(cursor))
+        rows = ctx.store.list_products(branch, BATCH, str(cursor), max_bytes=BATCH_BYTES)
         if not rows:
             return None
         kept: Iterable[Any] = (products.decode(payload, branch, pid) for pid, payload in rows)

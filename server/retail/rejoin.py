@@ -14,10 +14,11 @@ from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import join
+from server.retail.bulk_import import BATCH_BYTES
 from server.store.rows import EventQuery, EventUpdate, Progress, Step, StepResult
 
 KIND = "rejoin-user-events"
-BATCH = 1_000
+BATCH = 1_000  # events read at once, and at most about an import's batch of bytes
 Scope = user_event_service_pb2.RejoinUserEventsRequest.UserEventRejoinScope
 # Google's scopes: UNSPECIFIED is all events.
 _JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS: True,
@@ -56,8 +57,11 @@ def run_rejoin(ctx: JobContext, max_event_bytes: int = Settings.max_event_bytes)
         ctx.check_stop()
         # (read_leased: a scope selects few events, so one batch's scan may pass over
         # millions of others, 0.34 s a million here, a lease at some 90 million)
+        # (of bytes too: a thousand events of up to --max-event-bytes, stored and
+        # received, were gigabytes read at once)
         batch = ctx.read_leased(partial(ctx.store.scan_user_events, query, BATCH,
-                                        after_id=state["last_id"]), reading)
+                                        after_id=state["last_id"], max_bytes=BATCH_BYTES),
+                                reading)
         if not batch:
             break
         events = [user_event_pb2.UserEvent.FromString(source or payload)

@@ -90,9 +90,12 @@ class Store(Protocol):
         """When the last event stored was received (µs since 1970, by the clock of the
         server that took it); None when there is none, or it predates the column."""
 
-    def scan_user_events(self, query: EventQuery, limit: int,
-                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
-        """Like list_user_events, with each event's as-received form (or None)."""
+    def scan_user_events(self, query: EventQuery, limit: int, after_id: int = 0,
+                         max_bytes: int | None = None) -> list[tuple[int, bytes, bytes | None]]:
+        """Like list_user_events, with each event's as-received form (or None); with
+        `max_bytes`, ending with the event whose bytes (stored and received) pass it
+        (a page holds at most one event more than fits): fewer than `limit` is then
+        no end."""
 
     def create_client_event(self, row: ClientEventRow) -> CreatedClientEvent:
         """Insert `row` unless its (tenant, event_id) exists; the stored payload and
@@ -146,8 +149,11 @@ class Store(Protocol):
         """get_products as a step made from them carries them (Step.products_read):
         with the ids asked for and the branch's generation before the read."""
 
-    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
-        """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id."""
+    def list_products(self, branch: str, limit: int, after_id: str = "",
+                      max_bytes: int | None = None) -> list[tuple[str, bytes]]:
+        """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id;
+        with `max_bytes`, ending with the product that passes it (as
+        scan_user_events)."""
 
     def create_product(self, branch: str, product_id: str, payload: bytes,
                        check: ProductCheck | None = None,

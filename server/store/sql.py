@@ -151,6 +151,13 @@ CATALOGS_WITH_EVENTS_BEFORE = """
     ORDER BY name"""
 
 
+# The bytes of the rows before each of the rows picked, in their order: a page bounded
+# by its bytes ends where this passes the bound. Only lengths are read for it, from the
+# rows' headers (SQLite's length() of a blob and PostgreSQL's of a bytea read no
+# content, TOASTed or not), before the rows kept are read whole.
+BYTES_AHEAD = "SUM(n) OVER (ORDER BY {order}) - n AS ahead"
+
+
 class Statements:
     """The fixed statements of SqlStore, spelled for `dialect` (once: at import)."""
 
@@ -170,6 +177,15 @@ class Statements:
         self.catalog_id = spell("SELECT id FROM catalogs WHERE name = ?")
         self.list_products = spell("SELECT product_id, product FROM products WHERE branch = ? "
                                    "AND product_id > ? ORDER BY product_id LIMIT ?")
+        # The same, ending with the product that passes a number of bytes: lengths
+        # are read first, not the products (see BYTES_AHEAD).
+        self.list_products_within = spell(
+            "SELECT p.product_id, p.product FROM products p JOIN ("
+            f"SELECT product_id, {BYTES_AHEAD.format(order='product_id')} FROM ("
+            "SELECT product_id, length(product) AS n FROM products WHERE branch = ? "
+            "AND product_id > ? ORDER BY product_id LIMIT ?) AS picked) AS r "
+            "ON p.branch = ? AND p.product_id = r.product_id WHERE r.ahead < ? "
+            "ORDER BY p.product_id")
         self.products_containing = spell(
             "SELECT product_id, product FROM products WHERE branch = ? AND product_id > ? "
             f"AND {dialect.contains.format(column='product')} ORDER BY product_id LIMIT ?")
@@ -437,13 +453,23 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                          after_id: int = 0) -> list[tuple[int, bytes]]:
         return [(i, e) for i, e, _ in self.scan_user_events(query, limit, after_id)]
 
-    def scan_user_events(self, query: EventQuery, limit: int,
-                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
+    def scan_user_events(self, query: EventQuery, limit: int, after_id: int = 0,
+                         max_bytes: int | None = None) -> list[tuple[int, bytes, bytes | None]]:
         mark = self._sql.dialect.mark
         where, params = self._planned_where(query)
-        rows = self._fetch(f"SELECT id, {UNPACK_COLUMNS}, source FROM user_events WHERE {where} "
-                           f"AND id > {mark} ORDER BY id LIMIT {mark}",
-                           [*params, after_id, limit])
+        if max_bytes is None:
+            rows = self._fetch(f"SELECT id, {UNPACK_COLUMNS}, source FROM user_events "
+                               f"WHERE {where} AND id > {mark} ORDER BY id LIMIT {mark}",
+                               [*params, after_id, limit])
+        else:
+            columns = ", ".join(f"u.{column.strip()}" for column in UNPACK_COLUMNS.split(","))
+            rows = self._fetch(
+                f"SELECT u.id, {columns}, u.source FROM user_events u JOIN ("
+                f"SELECT id, {BYTES_AHEAD.format(order='id')} FROM ("
+                f"SELECT id, length(event) + COALESCE(length(source), 0) AS n "
+                f"FROM user_events WHERE {where} AND id > {mark} ORDER BY id LIMIT {mark}"
+                f") AS picked) AS r ON u.id = r.id WHERE r.ahead < {mark} ORDER BY u.id",
+                [*params, after_id, limit, max_bytes])
         return [(int(i), unpack(bytes(e), kind, visitor, user, us, ns),
                  None if s is None else bytes(s))
                 for i, kind, visitor, user, us, ns, e, s in rows]
@@ -473,8 +499,12 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         return ProductsRead(branch, int(found[0][0]) if found else 0, wanted,
                             self.get_products(branch, wanted))
 
-    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
-        rows = self._fetch(self._sql.list_products, (branch, after_id, limit))
+    def list_products(self, branch: str, limit: int, after_id: str = "",
+                      max_bytes: int | None = None) -> list[tuple[str, bytes]]:
+        rows = self._fetch(self._sql.list_products, (branch, after_id, limit)) \
+            if max_bytes is None else \
+            self._fetch(self._sql.list_products_within,
+                        (branch, after_id, limit, branch, max_bytes))
         return [(pid, bytes(payload)) for pid, payload in rows]
 
     # Every product write bumps its branch's generation first, in its transaction, so
