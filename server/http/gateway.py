@@ -23,7 +23,6 @@ import logging
 import re
 import ssl
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
@@ -77,6 +76,7 @@ from server.http.crosssite import (
 from server.http.errors import http_status_of, json_error, not_unpacked, unknown_coding
 from server.http.headers import EVERY, NO_STORE
 from server.http.routes import Route, Router, derive_routes
+from server.http.unpacking import NotUnpacked, Unpacker
 from server.loop import off_loop
 from server.operations import records
 from server.policy import Policy
@@ -99,8 +99,9 @@ T = TypeVar("T")
 # The servicer's collect_queued: (request, requester, what keeps a refusal made later).
 CollectQueued = Callable[[Any, Requester | None, Callable[[BaseException], None] | None], None]
 
-# The Content-Encodings a request body may come with (aiohttp unpacks them as it reads).
+# The Content-Encodings a request body may come with (unpacked as it is read: `_gather`).
 _CODINGS = frozenset({"gzip", "deflate", "identity"})
+_PACKED = frozenset({"gzip", "deflate"})  # (of _CODINGS, those unpacked)
 HTTP_BODY = "google.api.HttpBody"
 # Answers whose retail types are named in the version of the path (records.in_version)
 _OPERATION_ANSWERS = frozenset({"google.longrunning.Operation",
@@ -397,7 +398,8 @@ class HttpGateway:
                              expect_handler=_expect_later)
         # A pixel carries its event in the URL: allow URLs as long as the longest
         # legal one (aiohttp's default is 8 KiB), and no longer (see connections).
-        handler_args: dict[str, Any] = {"access_log": None,
+        # Bodies are unpacked by the gateway, which can tell one cut short (`unpacking`).
+        handler_args: dict[str, Any] = {"access_log": None, "auto_decompress": False,
                                         "max_line_size": url_limit(settings.max_request_bytes),
                                         "max_field_size": MAX_HEADER_LINE_BYTES}
         self._runner = web.AppRunner(app, handle_signals=False,
@@ -932,11 +934,10 @@ class HttpGateway:
                 from None
         except SmallChunks as exc:  # (the rest is not read: the connection closes)
             raise InvalidArgument.field("", str(exc)) from None
-        except (zlib.error, http_exceptions.PayloadEncodingError,
-                web_protocol.RequestPayloadError):
-            # gzip or deflate that does not unpack (aiohttp unpacks as it reads; the
-            # connection closes after the answer: see connections.Connection)
-            raise InvalidArgument.field(
+        except NotUnpacked as exc:  # (the connection closes after the answer: see
+            raise InvalidArgument.field("", str(exc)) from None  # connections.Connection)
+        except (http_exceptions.PayloadEncodingError, web_protocol.RequestPayloadError):
+            raise InvalidArgument.field(  # (a body aiohttp could not read)
                 "", not_unpacked(request.headers.get("Content-Encoding", ""))) from None
         except TimeoutError:
             raise BodyTooSlow(f"the request body did not arrive within "
@@ -950,14 +951,19 @@ class HttpGateway:
         the body."""
         limit = self._settings.max_request_bytes
         body = bytearray()
+        coding = request.headers.get("Content-Encoding", "").strip().lower()
+        unpacker = Unpacker(coding) if coding in _PACKED else None
         try:
             while chunk := await request.content.readany():
-                self._bodies.take(holder, len(chunk), BODIES)
-                body += chunk
-                if len(body) > limit:
-                    raise RequestTooLarge(f"the request body is larger than the {limit} "
-                                          f"bytes this server accepts (its "
-                                          f"--max-request-bytes)")
+                for piece in unpacker.pieces(chunk) if unpacker else (chunk,):
+                    self._bodies.take(holder, len(piece), BODIES)
+                    body += piece
+                    if len(body) > limit:
+                        raise RequestTooLarge(f"the request body is larger than the "
+                                              f"{limit} bytes this server accepts (its "
+                                              f"--max-request-bytes)")
+            if unpacker is not None:
+                unpacker.end()
         except BaseException:
             self._bodies.give_back(holder, len(body))
             raise

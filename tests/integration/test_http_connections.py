@@ -1097,8 +1097,8 @@ def test_a_body_that_is_not_what_its_content_encoding_says_is_400(
     b"GET /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nNoColonHere\r\n\r\n",
     b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-    b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    b"Content-Encoding: br\r\nContent-Length: 2\r\n\r\n{}",
+    # (Content-Encoding: br was one, when aiohttp unpacked bodies: the gateway does now,
+    # and refuses it as a coding it does not unpack; see the test above)
 ])
 def test_a_request_aiohttp_cannot_read_is_a_line_of_log_not_a_traceback(
         gateway: Running, caplog: pytest.LogCaptureFixture, head: bytes) -> None:

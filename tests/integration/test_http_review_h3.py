@@ -1,0 +1,90 @@
+"""What earlier reviews found at the HTTP port and left: each over a real socket, each
+refusal naming what it refuses."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import zlib
+from typing import Any
+
+import pytest
+
+from server.app import Running
+from server.store import EventQuery
+
+BOUND = 10.0  # seconds a call may take
+WRITE = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+EVENT = b'{"eventType": "home-page-view", "visitorId": "v"}'
+
+
+def call(running: Running, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one request over a connection of its own."""
+    connection = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=BOUND)
+    try:
+        connection.request(method, path, body, headers or {})
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        connection.close()
+
+
+def refusal(running: Running, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """The JSON error of a write of `body`, which must be a 400; nothing is stored."""
+    status, _, answer = call(running, "POST", WRITE, body, headers)
+    error: dict[str, Any] = json.loads(answer)["error"]
+    assert (status, error["status"]) == (400, "INVALID_ARGUMENT"), error
+    running.store.flush()
+    assert running.store.count_user_events(EventQuery(CATALOG)) == 0
+    return error
+
+
+def _cut(packed: bytes, by: int) -> bytes:
+    return packed[:-by]
+
+
+def _deflate_without_end() -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(EVENT) + packer.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _raw_deflate() -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(EVENT) + packer.flush()
+
+
+CUT_SHORT = ("the request body is not valid {} (its Content-Encoding header): it ends "
+             "before its packed data does")
+
+
+# A gzip member without its trailer (CRC-32 and length) unpacks to all of EVENT: it
+# was read as whole, and stored.
+@pytest.mark.parametrize(("coding", "body"), [
+    ("gzip", _cut(gzip.compress(EVENT, mtime=0), 8)),  # no trailer at all
+    ("gzip", _cut(gzip.compress(EVENT, mtime=0), 1)),  # the length's last byte
+    ("gzip", gzip.compress(EVENT, mtime=0) + _cut(gzip.compress(b" ", mtime=0), 3)),
+    ("deflate", _deflate_without_end()),  # raw deflate, its final block never sent
+    ("deflate", _cut(zlib.compress(EVENT), 2)),  # zlib's, its Adler-32 cut
+], ids=["no-trailer", "length-cut", "second-member-cut", "raw-deflate-unended",
+        "adler-cut"])
+def test_a_packed_body_cut_short_is_refused_and_nothing_stored(
+        served: Running, coding: str, body: bytes) -> None:
+    error = refusal(served, body, {"Content-Type": "application/json",
+                                   "Content-Encoding": coding})
+    assert error["message"] == CUT_SHORT.format(coding)
+
+
+@pytest.mark.parametrize(("coding", "body"), [
+    ("gzip", gzip.compress(EVENT, mtime=0)),
+    ("gzip", gzip.compress(EVENT[:20], mtime=0) + gzip.compress(EVENT[20:], mtime=0)),
+    ("deflate", zlib.compress(EVENT)),
+    ("deflate", _raw_deflate()),
+], ids=["gzip", "two-members", "zlib", "raw-deflate"])
+def test_a_whole_packed_body_is_read(served: Running, coding: str, body: bytes) -> None:
+    status, _, answer = call(served, "POST", WRITE, body,
+                             {"Content-Type": "application/json", "Content-Encoding": coding})
+    assert status == 200, answer
+    assert json.loads(answer)["visitorId"] == "v"
