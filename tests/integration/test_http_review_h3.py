@@ -88,3 +88,23 @@ def test_a_whole_packed_body_is_read(served: Running, coding: str, body: bytes) 
                              {"Content-Type": "application/json", "Content-Encoding": coding})
     assert status == 200, answer
     assert json.loads(answer)["visitorId"] == "v"
+
+
+@pytest.mark.parametrize("path", ["/console/", "/console/app.js", "/footfall.js"])
+def test_if_none_match_star_or_a_weak_tag_is_304_for_a_file_that_exists(
+        served: Running, path: str) -> None:
+    # RFC 9110 §13.1.2: "*" matches any current representation, and If-None-Match
+    # compares weakly. Both were answered 200 and the whole file.
+    status, headers, _ = call(served, "GET", path)
+    assert status == 200
+    etag = headers["ETag"]
+    for given in ("*", f"W/{etag}", f'"other", W/{etag}'):
+        status, _, body = call(served, "GET", path, headers={"If-None-Match": given})
+        assert (status, body) == (304, b""), given
+    status, _, body = call(served, "GET", path, headers={"If-None-Match": '"other"'})
+    assert status == 200 and body
+
+
+def test_if_none_match_star_does_not_make_a_missing_file_304(served: Running) -> None:
+    status, _, _ = call(served, "GET", "/console/missing.js", headers={"If-None-Match": "*"})
+    assert status == 404
