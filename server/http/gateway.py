@@ -102,6 +102,7 @@ CollectQueued = Callable[[Any, Requester | None, Callable[[BaseException], None]
 # The Content-Encodings a request body may come with (unpacked as it is read: `_gather`).
 _CODINGS = frozenset({"gzip", "deflate", "identity"})
 _PACKED = frozenset({"gzip", "deflate"})  # (of _CODINGS, those unpacked)
+_NO_BODY = frozenset({"GET", "HEAD"})  # (a body sent with them is not read)
 HTTP_BODY = "google.api.HttpBody"
 # Answers whose retail types are named in the version of the path (records.in_version)
 _OPERATION_ANSWERS = frozenset({"google.longrunning.Operation",
@@ -520,6 +521,8 @@ class HttpGateway:
                                     self._settings.trust_forwarded_for,
                                     in_url=request.method == "GET")
         try:
+            if request.method not in _NO_BODY:  # (as the charset the type check reads)
+                transcode.check_content_type(request.headers.get("Content-Type"))
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
             context = CallContext(request, requester, pixel.is_pixel(route, output))

@@ -42,6 +42,7 @@ from server.errors import (
     unlisted,
 )
 from server.http.body_bounds import BodyBounds
+from server.http.crosssite import NotJson
 from server.http.routes import Route
 from server.talent.validation import PROFILE_EVENT_NUMBER
 
@@ -119,6 +120,29 @@ def check_query_text(decoded: Mapping[str, str], raw: str) -> None:
         if problem is not None:
             violations.append(FieldViolation(urllib.parse.unquote_plus(name), problem))
     raise_if_any(violations)
+
+
+# A parameter of a Content-Type: its name and value (a token, or a quoted string whose
+# ';' and '=' are its text)
+_TYPE_PARAMETER = re.compile(r';\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+# The charsets of a Content-Type shown in its refusal, at most
+_CHARSETS_SHOWN = 3
+
+
+def check_content_type(value: str | None) -> None:
+    """NotJson (415, INVALID_ARGUMENT) naming Content-Type when its `value` gives
+    charset more than once, an error (RFC 6838 section 4.3): one reader takes the
+    first, another the last (aiohttp, and so the UTF-8 check, the first: `charset=utf-8;
+    charset=latin-1` was read as UTF-8), so what the body is in is not said."""
+    if value is None or value.lower().count("charset") < 2:
+        return
+    charsets = [given.strip().strip('"') for name, given in _TYPE_PARAMETER.findall(value)
+                if name.lower() == "charset"]
+    if len(charsets) > 1:
+        shown = ", ".join(repr(charset[:50]) for charset in charsets[:_CHARSETS_SHOWN])
+        raise NotJson.field("Content-Type", (
+            f"gives charset {len(charsets)} times ({shown}{', ...' if len(charsets) > 3 else ''}"
+            f"): give it once, as utf-8, or not at all"))
 
 
 def _malformed_escape(text: str, of: str) -> str | None:

@@ -32,11 +32,13 @@ def call(running: Running, method: str, path: str, body: bytes | None = None,
         connection.close()
 
 
-def refusal(running: Running, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """The JSON error of a write of `body`, which must be a 400; nothing is stored."""
+def refusal(running: Running, body: bytes, headers: dict[str, str], http_status: int = 400
+            ) -> dict[str, Any]:
+    """The JSON error of a write of `body`, which must be `http_status` and
+    INVALID_ARGUMENT; nothing is stored."""
     status, _, answer = call(running, "POST", WRITE, body, headers)
     error: dict[str, Any] = json.loads(answer)["error"]
-    assert (status, error["status"]) == (400, "INVALID_ARGUMENT"), error
+    assert (status, error["status"]) == (http_status, "INVALID_ARGUMENT"), error
     running.store.flush()
     assert running.store.count_user_events(EventQuery(CATALOG)) == 0
     return error
@@ -108,3 +110,21 @@ def test_if_none_match_star_or_a_weak_tag_is_304_for_a_file_that_exists(
 def test_if_none_match_star_does_not_make_a_missing_file_304(served: Running) -> None:
     status, _, _ = call(served, "GET", "/console/missing.js", headers={"If-None-Match": "*"})
     assert status == 404
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json; charset=utf-8; charset=latin-1",  # (read as UTF-8: the first)
+    "application/json; charset=latin-1; charset=utf-8",  # (refused for latin-1)
+    "application/json;charset=utf-8;CHARSET=\"utf-8\"",
+])
+def test_a_content_type_giving_charset_twice_is_refused_naming_it(
+        served: Running, content_type: str) -> None:
+    error = refusal(served, EVENT, {"Content-Type": content_type}, 415)
+    assert error["message"].startswith("Content-Type: gives charset 2 times ("), error
+    assert error["details"][0]["fieldViolations"][0]["field"] == "Content-Type"
+
+
+def test_a_quoted_charset_of_another_parameter_is_its_text(served: Running) -> None:
+    status, _, answer = call(served, "POST", WRITE, EVENT, {
+        "Content-Type": 'application/json; note="a; charset=latin-1"; charset=utf-8'})
+    assert status == 200, answer
