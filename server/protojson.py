@@ -22,6 +22,7 @@ uses them, so a value is read alike on each.
 
 from __future__ import annotations
 
+import ast
 import base64
 import datetime
 import difflib
@@ -908,11 +909,27 @@ _PLAIN = [
                 r"not '(?P<got>\w+)'"), "must be a whole number, got {got}"),
     (re.compile(r"float\(\) argument must be a string or a real number, not '(?P<got>\w+)'"),
      "must be a number, got {got}"),
-    (re.compile(r"repeated field \w+ must be in \[\] which is (?P<got>.*)"),
+    (re.compile(r"repeated field \w+ must be in \[\] which is (?P<value>.*)"),
      "must be a JSON list, got {got}"),
-    (re.compile(r"Map field \w+ must be in a dict which is (?P<got>.*)"),
+    (re.compile(r"Map field \w+ must be in a dict which is (?P<value>.*)"),
      "must be a JSON object, got {got}"),
 ]
+# The longest Python value json_format writes in its message that is written again as
+# JSON (a longer one is cut to _SHOWN characters as it is)
+_REWRITTEN_CHARS = 10_000
+
+
+def _as_json(written: str) -> str:
+    """A value json_format wrote in its message as Python writes it (`[{'key': None}]`)
+    as JSON writes it (`[{"key": null}]`), cut to about _SHOWN characters; as it is
+    when it is no Python literal (a text is written bare)."""
+    try:
+        if len(written) > _REWRITTEN_CHARS:
+            raise ValueError(written[:20])
+        text = json.dumps(ast.literal_eval(written), ensure_ascii=False)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        text = written
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 
 def without_field_list(error: Exception) -> str:
@@ -953,8 +970,8 @@ def said(error: json_format.ParseError) -> tuple[list[str], str]:
     for pattern, plain in _PLAIN:
         found = pattern.search(reason)
         if found is not None:
-            reason = reason[:found.start()] + plain.format(got=found["got"]) + \
-                reason[found.end():]
+            got = found["got"] if "got" in pattern.groupindex else _as_json(found["value"])
+            reason = reason[:found.start()] + plain.format(got=got) + reason[found.end():]
     return names, reason
 
 

@@ -128,3 +128,17 @@ def test_a_quoted_charset_of_another_parameter_is_its_text(served: Running) -> N
     status, _, answer = call(served, "POST", WRITE, EVENT, {
         "Content-Type": 'application/json; note="a; charset=latin-1"; charset=utf-8'})
     assert status == 200, answer
+
+
+@pytest.mark.parametrize(("attributes", "got"), [
+    ([{"key": None, "value": {"text": ["a"]}}], '[{"key": null, "value": {"text": ["a"]}}]'),
+    ([True, "it's"], '[true, "it\'s"]'),
+])
+def test_a_map_given_as_a_list_is_quoted_as_json_in_its_refusal(
+        served: Running, attributes: Any, got: str) -> None:
+    # It was quoted as Python writes it: [{'key': None, ...}], [True, "it's"].
+    body = json.dumps({"eventType": "home-page-view", "visitorId": "v",
+                       "attributes": attributes}).encode()
+    error = refusal(served, body, {"Content-Type": "application/json"})
+    assert error["message"] == ("user_event.attributes: Invalid JSON payload received: "
+                                f"must be a JSON object, got {got}")
