@@ -142,3 +142,30 @@ def test_a_map_given_as_a_list_is_quoted_as_json_in_its_refusal(
     error = refusal(served, body, {"Content-Type": "application/json"})
     assert error["message"] == ("user_event.attributes: Invalid JSON payload received: "
                                 f"must be a JSON object, got {got}")
+
+
+def _quantity(value: str) -> bytes:
+    return (b'{"eventType": "add-to-cart", "visitorId": "v", "productDetails": '
+            b'[{"product": {"id": "p"}, "quantity": ' + value.encode() + b"}]}")
+
+
+@pytest.mark.parametrize("value", ["1e-400", '"1e-400"', "-1E-400", "1.0000000000000000001",
+                                   '"1.0000000000000000001"'])
+def test_an_integer_field_refuses_a_number_whose_double_only_is_whole(
+        served: Running, value: str) -> None:
+    # json_format reads the double (0.0, 1.0) and takes it: 1e-400 was stored as 0.
+    # Google's Java parser reads the digits exactly and refuses them.
+    error = refusal(served, _quantity(value), {"Content-Type": "application/json"})
+    shown = repr(json.loads(value)) if value.startswith('"') else value
+    assert error["message"] == (f"user_event.product_details[0].quantity: Invalid JSON "
+                                f"payload received: must be a whole number, got {shown}")
+
+
+@pytest.mark.parametrize(("value", "read"), [("1e2", 100), ('"1e2"', 100), ("2.0", 2),
+                                             ("0.1e1", 1), ("-0.0", 0)])
+def test_an_integer_field_takes_a_whole_number_written_with_a_point_or_exponent(
+        served: Running, value: str, read: int) -> None:
+    status, _, answer = call(served, "POST", WRITE, _quantity(value),
+                             {"Content-Type": "application/json"})
+    assert status == 200, answer
+    assert json.loads(answer)["productDetails"][0].get("quantity", 0) == read
