@@ -531,7 +531,7 @@ class HttpGateway:
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = _screened(envelope, route, request, context, query_key)
             envelope.check_named(method, grant, bare)  # (the role and project, too)
-            paced = self._policy.key_paces.of(grant, context.time_remaining)
+            paced = self._policy.key_paces.of(grant, context.time_remaining, held=True)
             if paced is not None:  # (its body not read meanwhile)
                 assert grant is not None
                 await self._wait_for_time(request, paced, grant)
@@ -625,7 +625,7 @@ class HttpGateway:
                 return self._paced(self._refused(request, route, transcode.DEFAULT_OUTPUT,
                                                  refused), address)
             return self._refused(request, route, transcode.DEFAULT_OUTPUT, refused)
-        paced = self._policy.key_paces.of(grant, context.time_remaining)
+        paced = self._policy.key_paces.of(grant, context.time_remaining, held=True)
         if paced is None:
             return self._collect(request, route, path_values, collect_queued, started, context,
                                  grant)

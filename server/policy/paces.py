@@ -95,21 +95,25 @@ class KeyPaces:
         self._waiting: dict[bytes, int] = {}
 
     def of(self, grant: Grant | None,
-           deadline_in: Callable[[], float | None] | None = None) -> Paced | None:
+           deadline_in: Callable[[], float | None] | None = None,
+           held: bool = False) -> Paced | None:
         """When a call of `grant`'s key may start (None: now, or unpaced); and, if
         `deadline_in()` says in how many seconds its deadline passes, whether it
-        would start before then."""
+        would start before then. `held`: a request over HTTP, whose wait `hold`
+        counts once it lets it wait."""
         if grant is None or grant.calls_per_second is None:
             return None
         return self.pace(grant, grant.calls_per_second,
-                         None if deadline_in is None else deadline_in())
+                         None if deadline_in is None else deadline_in(), held)
 
-    def pace(self, grant: Grant, pace: float, within: float | None = None) -> Paced | None:
+    def pace(self, grant: Grant, pace: float, within: float | None = None,
+             held: bool = False) -> Paced | None:
         """When a call of `grant`'s key, paced at `pace` calls a second, may start;
         None: now. (The generic cell rate algorithm: a call is on time unless the
         calls before it take the key's due time more than the burst ahead.) A call
         whose deadline passes `within` seconds, before its time, takes none of the
-        key's: it waits until then, refused."""
+        key's: it waits until then, refused. A call that waits is counted paced,
+        unless `held` (`hold` counts it, if it lets it wait)."""
         now = self._clock()
         every = 1.0 / pace
         kept = (grant.identity, pace)
@@ -130,7 +134,8 @@ class KeyPaces:
         self._due[kept] = due + every
         if wait < SLACK:
             return None
-        self._paced.inc()
+        if not held:
+            self._paced.inc()
         return Paced(wait, kept=kept, every=every)
 
     def give_back(self, paced: Paced) -> None:
@@ -143,15 +148,20 @@ class KeyPaces:
             self._due[paced.kept] -= paced.every
 
     def hold(self, grant: Grant, paced: Paced, most: int) -> TooManyWaiting | None:
-        """Count `paced`, the wait of a request of `grant`'s key over HTTP, among the
-        key's (`let_go` once it ends); unless as many wait already as the key may have:
-        those its pace serves within PACE_WAIT and WAITING_PAST_PACE more, `most` at
-        most. Then its refusal (counted and logged as any past the key's pace), to be
+        """Count `paced`, the wait of a request of `grant`'s key over HTTP (made by
+        `of(..., held=True)`), among the key's (`let_go` once it ends), and as paced
+        if it waits for its time; unless as many wait already as the key may have:
+        those its pace serves within PACE_WAIT and WAITING_PAST_PACE more, `most` (a
+        quarter of --http-max-connections) at most. Then its refusal (counted and
+        logged as any past the key's pace, and not as paced: it never waited),
         answered at once, its time given back."""
         pace = grant.calls_per_second or 1.0
         held = self._waiting.get(grant.identity, 0)
-        if held < min(most, int(pace * PACE_WAIT) + 1 + WAITING_PAST_PACE):
+        by_pace = int(pace * PACE_WAIT) + 1 + WAITING_PAST_PACE
+        if held < min(most, by_pace):
             self._waiting[grant.identity] = held + 1
+            if paced.refusal is None:  # (a refusal's wait was counted as one: _refuse)
+                self._paced.inc()
             return None
         self.give_back(paced)
         name = f"key {grant.name}"
@@ -161,10 +171,16 @@ class KeyPaces:
                 log.info("call refused RESOURCE_EXHAUSTED: %s is paced at %g a second and "
                          "%d of its requests over HTTP wait already, the most one key's may",
                          name, pace, held)
+        # (the bound that binds: a key paced at 1,000 a second may have 2,017 wait,
+        # but one key's requests wait on at most a quarter of the connections)
+        bound = (f"the most its pace lets wait (those it serves within {PACE_WAIT:g} s, "
+                 f"and {WAITING_PAST_PACE} more)" if by_pace <= most else
+                 f"the most one key's may: {most}, a quarter of the connections the "
+                 f"server takes (--http-max-connections)")
         return TooManyWaiting(
             f"this key is paced at {pace:g} a second (calls_per_second in the keys file), "
-            f"and {held} of its requests over HTTP wait already for their time, the most "
-            f"one key's may: make fewer calls at once, or retry later",
+            f"and {held} of its requests over HTTP wait already for their time, {bound}: "
+            f"make fewer calls at once, or retry later",
             # (when its wait would have ended: its time, or that of its refusal)
             retry_after=paced.seconds + (0.0 if paced.refusal is None
                                          else paced.refusal.retry_after or 0.0))

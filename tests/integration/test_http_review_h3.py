@@ -3,15 +3,24 @@ refusal naming what it refuses."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
 import http.client
 import json
+import re
+import socket
+import time
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from server.app import Running
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
 from server.store import EventQuery
 
 BOUND = 10.0  # seconds a call may take
@@ -169,3 +178,74 @@ def test_an_integer_field_takes_a_whole_number_written_with_a_point_or_exponent(
                              {"Content-Type": "application/json"})
     assert status == 200, answer
     assert json.loads(answer)["productDetails"][0].get("quantity", 0) == read
+
+
+PACED = "h3-review-paced-key-0123456789ab"
+
+
+@pytest.fixture
+def quarter_binds(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterator[Running]:
+    """A server of 8 connections (a key's requests wait on 2 at most) and a key paced at
+    2 a second (its pace would let 2 * 2 + 1 + 16 wait)."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {PACED: {"projects": ["p"], "role": "writer",
+                                                 "calls_per_second": 2, "name": "paced"}}}))
+    running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys),
+                                        http_max_connections=8,
+                                        http_max_connections_per_address=0), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _counted(running: Running, name: str) -> float:
+    _, _, page = call(running, "GET", "/metrics")
+    found = re.search(rf"^{name} (\S+)$", page.decode(), re.MULTILINE)
+    assert found is not None, name
+    return float(found[1])
+
+
+def _refused_past_the_quarter(running: Running) -> dict[str, Any]:
+    """The error of a request of the paced key refused at once (TooManyWaiting, 429):
+    two on time, two waiting for their time, then it."""
+    headers = {"Content-Type": "application/json", "X-Goog-Api-Key": PACED}
+    for _ in range(2):  # (on time: its burst)
+        assert call(running, "POST", WRITE, EVENT, headers)[0] == 200
+    request = (f"POST {WRITE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+               f"application/json\r\nX-Goog-Api-Key: {PACED}\r\nContent-Length: "
+               f"{len(EVENT)}\r\n\r\n").encode() + EVENT
+    with contextlib.ExitStack() as stack:
+        waiting = []
+        for _ in range(2):  # (they wait 0.5 and 1 s for their time)
+            sock = stack.enter_context(socket.create_connection(
+                ("127.0.0.1", running.http_port), timeout=BOUND))
+            sock.sendall(request)
+            waiting.append(sock)
+        deadline = time.monotonic() + BOUND
+        while _counted(running, "footfall_calls_paced_total") < 2:  # (both are in, waiting)
+            assert time.monotonic() < deadline, "the two requests were not paced"
+        status, _, answer = call(running, "POST", WRITE, EVENT, headers)
+        for sock in waiting:
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    error: dict[str, Any] = json.loads(answer)["error"]
+    assert (status, error["status"]) == (429, "RESOURCE_EXHAUSTED"), error
+    return error
+
+
+def test_a_request_refused_for_a_quarter_of_the_connections_names_the_flag(
+        quarter_binds: Running) -> None:
+    # It said "the most one key's may" with no word of --http-max-connections.
+    assert _refused_past_the_quarter(quarter_binds)["message"] == (
+        "this key is paced at 2 a second (calls_per_second in the keys file), and 2 of its "
+        "requests over HTTP wait already for their time, the most one key's may: 2, a "
+        "quarter of the connections the server takes (--http-max-connections): make fewer "
+        "calls at once, or retry later")
+
+
+def test_a_request_refused_at_once_is_counted_refused_not_paced(
+        quarter_binds: Running) -> None:
+    # It was counted in footfall_calls_paced_total though it never waited.
+    _refused_past_the_quarter(quarter_binds)
+    assert _counted(quarter_binds, "footfall_calls_paced_total") == 2
+    assert _counted(quarter_binds, "footfall_calls_refused_over_pace_total") == 1

@@ -177,8 +177,9 @@ def test_a_keys_requests_over_http_wait_at_most_its_paces_worth_and_a_few_more()
     assert isinstance(too_many, TooManyWaiting)
     assert too_many.message == (
         f"this key is paced at 10 a second (calls_per_second in the keys file), and {most} "
-        f"of its requests over HTTP wait already for their time, the most one key's may: "
-        f"make fewer calls at once, or retry later")
+        f"of its requests over HTTP wait already for their time, the most its pace lets "
+        f"wait (those it serves within 2 s, and 16 more): make fewer calls at once, or "
+        f"retry later")
     # (answered at once: its time 2.1 s off, counted once)
     assert too_many.retry_after == pytest.approx(2.1)
     assert counted(metrics, "footfall_calls_refused_over_pace_total") == refused + 1
