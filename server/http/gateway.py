@@ -76,7 +76,7 @@ from server.http.crosssite import (
 from server.http.errors import http_status_of, json_error, not_unpacked, unknown_coding
 from server.http.headers import EVERY, NO_STORE
 from server.http.routes import Route, Router, derive_routes
-from server.http.unpacking import NotUnpacked, Unpacker
+from server.http.unpacking import NotUnpacked, Unpacker, packed_limit
 from server.loop import off_loop
 from server.operations import records
 from server.policy import Policy
@@ -956,8 +956,15 @@ class HttpGateway:
         body = bytearray()
         coding = request.headers.get("Content-Encoding", "").strip().lower()
         unpacker = Unpacker(coding) if coding in _PACKED else None
+        packed = 0  # (bytes of a packed body as they came)
         try:
             while chunk := await request.content.readany():
+                packed += len(chunk)
+                if unpacker is not None and packed > packed_limit(limit):
+                    raise RequestTooLarge(f"the request body came packed in more than "
+                                          f"{packed_limit(limit)} bytes, more than any body "
+                                          f"of the {limit} bytes this server accepts (its "
+                                          f"--max-request-bytes) packs into")
                 for piece in unpacker.pieces(chunk) if unpacker else (chunk,):
                     self._bodies.take(holder, len(piece), BODIES)
                     body += piece

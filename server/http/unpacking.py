@@ -27,6 +27,14 @@ MAX_MEMBERS = 1024
 CUT_SHORT = "it ends before its packed data does"
 
 
+def packed_limit(limit: int) -> int:
+    """The most bytes a packed body whose unpacked bytes are at most `limit` may come
+    as: deflate's stored blocks (5 bytes in 64 KiB) and gzip's headers and trailers
+    add little. A header's name or comment, which unpacks to nothing, counted in no
+    limit: a body of one endless comment was read for as long as its client sent it."""
+    return limit + limit // 100 + 64 * 1024
+
+
 class NotUnpacked(ValueError):
     """A body that does not unpack as its Content-Encoding says; its message is the
     client's (`not_unpacked`)."""

@@ -249,3 +249,36 @@ def test_a_request_refused_at_once_is_counted_refused_not_paced(
     _refused_past_the_quarter(quarter_binds)
     assert _counted(quarter_binds, "footfall_calls_paced_total") == 2
     assert _counted(quarter_binds, "footfall_calls_refused_over_pace_total") == 1
+
+
+def _commented(comment_bytes: int) -> bytes:
+    """EVENT gzipped, its header holding a comment (FCOMMENT) of `comment_bytes`,
+    which unpacks to nothing."""
+    packed = gzip.compress(EVENT, mtime=0)
+    header = packed[:10]
+    return (header[:3] + bytes([header[3] | 0x10]) + header[4:] + b"c" * comment_bytes
+            + b"\0" + packed[10:])
+
+
+@pytest.fixture
+def small_bodies(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    running = start(dataclasses.replace(settings, http_port=-1,
+                                        max_request_bytes=64 * 1024), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_packed_body_far_larger_than_the_limit_is_refused_as_it_comes(
+        small_bodies: Running) -> None:
+    # A gzip header's comment unpacks to nothing, and so counted in no limit: a body of
+    # one endless comment was read for as long as its client sent it.
+    assert call(small_bodies, "POST", WRITE, _commented(10), {
+        "Content-Type": "application/json", "Content-Encoding": "gzip"})[0] == 200
+    status, _, answer = call(small_bodies, "POST", WRITE, _commented(4 * 64 * 1024), {
+        "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert status == 413, answer
+    assert json.loads(answer)["error"]["message"] == (
+        "the request body came packed in more than 131727 bytes, more than any body of the "
+        "65536 bytes this server accepts (its --max-request-bytes) packs into")
