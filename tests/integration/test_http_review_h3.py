@@ -282,3 +282,16 @@ def test_a_packed_body_far_larger_than_the_limit_is_refused_as_it_comes(
     assert json.loads(answer)["error"]["message"] == (
         "the request body came packed in more than 131727 bytes, more than any body of the "
         "65536 bytes this server accepts (its --max-request-bytes) packs into")
+
+
+@pytest.mark.parametrize(("coding", "body", "why"), [
+    ("deflate", zlib.compress(EVENT) + b"  ", "it goes on after its packed data ends"),
+    ("gzip", gzip.compress(b"", mtime=0) * 1024 + gzip.compress(EVENT, mtime=0),
+     "it holds more than 1024 gzip members"),
+], ids=["deflate-then-more", "gzip-members"])
+def test_a_packed_body_past_its_end_or_of_too_many_members_is_refused_saying_so(
+        served: Running, coding: str, body: bytes, why: str) -> None:
+    error = refusal(served, body, {"Content-Type": "application/json",
+                                   "Content-Encoding": coding})
+    assert error["message"] == (f"the request body is not valid {coding} (its "
+                                f"Content-Encoding header): {why}")
