@@ -76,6 +76,14 @@ def raw(port: int) -> Iterator[socket.socket]:
         sock.close()
 
 
+def app_js_answers(total: int) -> int:
+    """How many answers of /console/app.js come to about `total` bytes: the file grows
+    with the console (17.5 KB, 18.9, 22.9), and a count of it written down made tests
+    of the cap's tails wait in vain as it did."""
+    size = (Path(connections.__file__).parent / "console" / "app.js").stat().st_size
+    return max(1, round(total / size))
+
+
 def read_until_closed(sock: socket.socket, trickle: bytes = b"") -> tuple[float, bytes]:
     """(seconds until the server closed `sock`, what it sent before), sending
     `trickle` a byte at a time meanwhile; fails after BOUND seconds."""
@@ -568,12 +576,13 @@ def test_at_the_cap_honest_closing_tails_first_do_not_hide_a_hostile_one(
     that takes nothing makes room, and the honest ones get every answer whole."""
     honest = connections.SLOW_BODY_LOOK
     cap = honest + 1
-    # 10 /console/app.js, the last closing: 180 KB, the kernel's send queue takes 135 KB
-    # of it, and the rest waits in the connection's buffer as it closes. (Files: cheap to
-    # answer, so that a loaded machine closes the 64 before the first are read whole; 8
-    # of the 15 answers were /metrics, each rendered, and a CI at load 8-15 waited 10 s
-    # for the 64 closing in vain.)
-    count = 10
+    # About 180 KB of /console/app.js, the last closing: the kernel's send queue takes
+    # 135 KB of it, and the rest waits in the connection's buffer as it closes. (Files:
+    # cheap to answer, so that a loaded machine closes the 64 before the first are read
+    # whole; 8 of the 15 answers were /metrics, each rendered, and a CI at load 8-15
+    # waited 10 s for the 64 closing in vain. Counted by the file's size: 10 of its
+    # 22.9 KB, 229 KB, left the honest ones writing, none closed, for as long.)
+    count = app_js_answers(180_000)
     file = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     pipelined = (file + b"\r\n") * (count - 1) + file + b"Connection: close\r\n\r\n"
     with serving(settings, clock, http_max_connections=cap,
@@ -626,8 +635,7 @@ def test_at_the_cap_tails_outside_it_are_bounded_whatever_the_addresses(
     # waits in the connection's buffer as it waits for a request (see the test of honest
     # closing tails). Counted by the file's size: at 18.9 KB, 7 (132 KB) kept the
     # connections writing, never waiting for a request, and none was closed for room.
-    files = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * max(1, round(
-        120_000 / (Path(connections.__file__).parent / "console" / "app.js").stat().st_size))
+    files = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * app_js_answers(120_000)
     pipelined = files + b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 8
     with serving(settings, clock, http_max_connections=cap,
                  http_max_connections_per_address=1) as running, \
@@ -1748,7 +1756,7 @@ def test_at_the_cap_a_tls_client_taking_the_rest_of_a_closing_answer_keeps_it(
     taken for one waiting for a request 1 s after its last answer was handed over, and
     aborted at the cap: 140,568 bytes of about 208,000 came.)"""
     cert, key = _self_signed(tmp_path)
-    count = 12  # of /console/app.js, about 200 KB
+    count = app_js_answers(210_000)  # of /console/app.js
     head = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     with serving(settings, clock, http_max_connections=1, tls_cert=cert,
                  tls_key=key) as running, contextlib.ExitStack() as stack:
