@@ -37,8 +37,8 @@ accept loop here is ours:
   request lines (or pipelining 32 each behind a watch) held gigabytes. Past that, a
   connection whose head would hold more is answered 429 and closed;
 - a body with a Content-Encoding, or chunked, left unread once its request is
-  answered is not drained (aiohttp would unpack or parse it on the loop for the
-  lingering time): the connection is closed; so is one the client waits to be asked
+  answered is not drained (aiohttp would read it, unpacked once, or parse it on the
+  loop for the lingering time): the connection is closed; so is one the client waits to be asked
   for (Expect: 100-continue), which is asked for only once the call's key is checked
   (gateway._expect_later);
 - an HTTP/1.0 request naming a Transfer-Encoding is answered 400, one naming a coding
@@ -106,11 +106,11 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
-from server.errors import InvalidArgument, ResourceExhausted, to_rpc_status
+from server.errors import ResourceExhausted, to_rpc_status
 from server.http import url_cache
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
-from server.http.errors import error_body, json_error, not_unpacked, unknown_coding
+from server.http.errors import error_body, json_error
 from server.http.transcode import malformed_escape
 from server.policy import PUBLIC_KEY_LINES, LineBudget
 from server.ports import ip_prefix
@@ -740,10 +740,11 @@ class Connection(web.RequestHandler):
                 self._admitted = None
             if not request.content.is_eof() and request.headers.keys() & _NOT_DRAINED:
                 # A packed or chunked body left unread is not drained after the answer:
-                # aiohttp unpacks what it drains, or parses it chunk by chunk, on the
-                # loop, as fast as it comes, for the whole lingering time (4
-                # connections sending gzip to /healthz, no key needed, held every call
-                # of both transports up to 11.8 s; in chunks of one byte, 2.1 s). Nor
+                # aiohttp read it, unpacking it when it unpacked bodies (the gateway
+                # does since), or parsing it chunk by chunk, on the loop, as fast as it
+                # comes, for the whole lingering time (4 connections sending gzip to
+                # /healthz, no key needed, held every call of both transports up to
+                # 11.8 s; in chunks of one byte, 2.1 s). Nor
                 # is one the client waits to be asked for (Expect: 100-continue, see
                 # gateway._expect_later) and was not, or that expected what the server
                 # does not meet: it would wait for it as long.
@@ -906,20 +907,6 @@ class Connection(web.RequestHandler):
             answer = super().handle_error(request, status, exc, message)
             if not isinstance(exc, http_exceptions.HttpProcessingError):
                 return answer  # (a bug of ours: said as aiohttp says it)
-            if isinstance(exc, http_exceptions.ContentEncodingError):
-                # A coding aiohttp knows but cannot unpack here (br, zstd: their
-                # packages are not installed) is refused with the head, before the
-                # gateway could say so: "cannot be read as HTTP/1.1: ... Please
-                # install `Brotli`" told a client to install a Python package.
-                # A deflate body that ends before its packed data does is refused
-                # at its end the same way, its coding alone for words: it was told
-                # its coding was "'?'", none this server unpacks.
-                said = str(exc.message)
-                named = _CODING_NAMED.search(said)
-                refusal = InvalidArgument.field("", not_unpacked(
-                    said, "it ends before its packed data does") if said in _UNPACKED
-                    else unknown_coding(named[1] if named else "?"))
-                return json_error(to_rpc_status(refusal), closing=True)
             return json_error(http=answer.status, status=status_pb2.Status(
                 code=code_pb2.INVALID_ARGUMENT,
                 message=f"the request cannot be read as HTTP/1.1: {_unreadable(exc)}"),
@@ -1553,12 +1540,6 @@ def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> w
         if name.startswith("Access-Control-") or name == "Vary":
             response.headers[name] = value
     return response
-
-
-# How aiohttp names the coding it cannot unpack: "... brotli (br). Please install ..."
-_CODING_NAMED = re.compile(r"\((\w+)\)")
-# The codings aiohttp unpacks: one of them alone is its word for a body cut short.
-_UNPACKED = frozenset({"gzip", "deflate"})
 
 
 def _unreadable(error: http_exceptions.HttpProcessingError) -> str:
