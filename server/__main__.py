@@ -34,8 +34,11 @@ from typing import Any, NoReturn, TextIO  # noqa: E402
 from server.cli_args import (  # noqa: E402
     AT_LEAST_TIMEOUT,
     EVERY_OPERATION,
+    StoreArgument,
     add_source_arguments,
+    names_a_store,
     row_limit,
+    store_url_problem,
     whole_number,
 )
 from server.config import (  # noqa: E402
@@ -175,6 +178,8 @@ class _Command(argparse.ArgumentParser):
     # Flags that mean something only beside another: (flag, the flag it needs, what
     # the refusal says), each refused when given alone.
     needs: list[tuple[str, str, str]] = []
+    # The arguments that name a store (see cli_args.names_a_store): --store, copy's DEST.
+    stores: list[StoreArgument] = []
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         self.has_commands = True
@@ -197,6 +202,10 @@ class _Command(argparse.ArgumentParser):
             if getattr(parsed, dest, None) is not None \
                     and getattr(parsed, needed_dest, None) is None:
                 self.error(f"argument {flag}: {why}")
+        for store in self.stores:
+            problem = store.problem(parsed)
+            if problem is not None:  # (in one line, as a bad value of any flag)
+                self.exit(2, f"{self.prog}: error: {problem}\n")
         return parsed, extras
 
     def _near(self, extras: list[str]) -> str:
@@ -292,14 +301,15 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     # (a default from FOOTFALL_STORE shown without its passwords, its % written %%)
     shown_default = shown_store(env.get("FOOTFALL_STORE", DEFAULT_STORE)).replace("%", "%%")
-    copy = commands.add_parser("backup", help="copy a SQLite store consistently, also while "
-                                              "it serves")
-    copy.add_argument("dest", metavar="DEST",
-                      help="the new file to write (its path, or sqlite:///PATH)")
-    copy.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
-                      type=store_url_of,
-                      help="the store to copy, a URL or a SQLite file's path "
-                           f"(FOOTFALL_STORE; default {shown_default})")
+    backup = commands.add_parser("backup", help="copy a SQLite store consistently, also "
+                                                "while it serves")
+    backup.add_argument("dest", metavar="DEST",
+                        help="the new file to write (its path, or sqlite:///PATH)")
+    backup.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                        type=store_url_of,
+                        help="the store to copy, a URL or a SQLite file's path "
+                             f"(FOOTFALL_STORE; default {shown_default})")
+    names_a_store(backup, "--store", own_memory_refusal=True)
     restore = commands.add_parser(
         "restore", help="put a SQLite backup in place of a stopped SQLite store, checked, "
                         "the store it replaces kept aside with its WAL")
@@ -308,6 +318,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                          type=store_url_of,
                          help="the store to replace, a URL or a SQLite file's path "
                               f"(FOOTFALL_STORE; default {shown_default})")
+    names_a_store(restore, "--store", own_memory_refusal=True)
     move = commands.add_parser(
         "copy", help="copy every row of a store (events, products, client events, refusals, "
                      "operations, rollups) into an empty one, of either engine: SQLite to "
@@ -319,6 +330,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                       type=store_url_of,
                       help="the store to copy, a URL or a SQLite file's path "
                            f"(FOOTFALL_STORE; default {shown_default})")
+    names_a_store(move, "--store", own_memory_refusal=True)
+    names_a_store(move, "dest", own_memory_refusal=True)
     _name_verbs(parser)
     return parser
 
@@ -359,6 +372,12 @@ def _serve_logging(args: argparse.Namespace, parent: int, stream: TextIO | None)
             raise
         print(f"footfall serve: error: {exc.code}", file=sys.stderr)
         return 2
+    # (as every command's --store: said naming the flag, before anything starts)
+    problem = store_url_problem(settings.store, "--store", store_url_of(
+        os.environ.get("FOOTFALL_STORE", DEFAULT_STORE)), read_only=False)
+    if problem is not None:
+        print(f"footfall serve: error: {problem}", file=sys.stderr)
+        return 2
     from server.logsink import logging_to_stderr
     from server.processes import run
     from server.server_process import LOG_FORMAT
@@ -382,12 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, argparse.ArgumentTypeError) as exc:  # a flag converting its variable
         print(f"footfall: error: a FOOTFALL_* variable: {exc}", file=sys.stderr)
         return 2
+    if (sys.argv[1:] if argv is None else list(argv))[:1] != ["serve"]:
+        # grpc's core logs each failed TLS handshake on stderr; a read command says why
+        # it failed in one line of its own. Read once, when grpc is first imported: by
+        # the parser already, which checks a --store's URL with the stores' module.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args, STARTED_BY)
-    # grpc's core logs each failed TLS handshake on stderr; a read command says why
-    # it failed in one line of its own. Read once, when grpc is first imported.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     # A line's `sku-1×2` or `–` on an output that cannot encode them (PYTHONIOENCODING=ascii,
     # a latin-1 locale) ended the command in a traceback: escaped instead, as
     # lines.printable escapes what a terminal would act on.

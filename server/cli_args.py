@@ -8,6 +8,7 @@ import argparse
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from server.config import DEFAULT_STORE, shown_store, store_url_of
 
@@ -87,6 +88,60 @@ def key_problem(text: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class StoreArgument:
+    """An argument that names a store (--store, `copy`'s DEST), checked once the command
+    line is parsed: a URL of no store Footfall opens (`bogus://x`, a server's address,
+    memory:// for a read) is a mistake in the command line, refused in one line with
+    exit 2 as `serve` refuses it, where a read command said it as a store it could not
+    open, exit 1. A well-formed URL of a store that is not there, or does not answer,
+    is still found out by opening it (exit 1)."""
+
+    dest: str
+    flag: str
+    default: str | None  # the URL it holds when not given (from FOOTFALL_STORE, say)
+    own_memory_refusal: bool  # memory:// refused by the command itself, saying what to
+    # do instead (backup, restore, copy); a read is told to ask the server that holds it
+
+    def problem(self, parsed: argparse.Namespace) -> str | None:
+        """What is wrong with the URL `parsed` holds (see store_url_problem); None when
+        nothing is, or when no store is read (a command given --server asks that
+        server)."""
+        url = getattr(parsed, self.dest, None)
+        if url is None or getattr(parsed, "server", None) or \
+                self.own_memory_refusal and url == "memory://":
+            return None
+        return store_url_problem(url, self.flag, self.default, read_only=True)
+
+
+def store_url_problem(url: str, flag: str, default: str | None, *,
+                      read_only: bool) -> str | None:
+    """What makes `url` the URL of no store (server.store.check_url), naming `flag`, or
+    FOOTFALL_STORE when `url` is the flag's `default` (DEFAULT_STORE is a store's URL:
+    a default refused is the variable's); None when it is one."""
+    from server.store import check_url  # (grpc and the stores' code: only here)
+
+    try:
+        check_url(url, read_only=read_only)
+    except ValueError as exc:
+        given = f"FOOTFALL_STORE (the default of {flag})" if url == default \
+            else f"argument {flag}"
+        return f"{given}: {exc}"
+    return None
+
+
+def names_a_store(parser: argparse.ArgumentParser, dest: str, *,
+                  own_memory_refusal: bool = False) -> None:
+    """Have `parser` (a command of server.__main__) check, once it has parsed it, the
+    store URL held by its argument `dest` ("--store", or a positional's name)."""
+    action = next(action for action in parser._actions if dest in action.option_strings
+                  or action.dest == dest)
+    default = store_url_of(action.default) if isinstance(action.default, str) else None
+    flag = action.metavar if isinstance(action.metavar, str) else dest
+    argument = StoreArgument(action.dest, flag, default, own_memory_refusal)
+    parser.stores = [*getattr(parser, "stores", []), argument]  # type: ignore[attr-defined]
+
+
 def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str],
                          store: bool = True) -> None:
     """--store (when `store`) or --server, --key, --tls and --tls-ca; without
@@ -103,6 +158,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
         where.add_argument("--server", metavar="HOST:PORT", type=server_address,
                            help="ask a running server at its gRPC port, through its public "
                                 "API (a memory:// store can only be read this way)")
+        names_a_store(parser, "--store")
     else:
         parser.add_argument("--server", metavar="HOST:PORT", type=server_address,
                             required=True, help="the running server to ask, at its gRPC port")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from server.store.base import Store
 
 __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
-           "committed_a_while", "located", "open_store", "password_spans",
+           "check_url", "committed_a_while", "located", "open_store", "password_spans",
            "postgres_url_problem", "redacted", "sqlite_path", "store_url_of"]
 
 log = logging.getLogger(__name__)
@@ -145,17 +145,39 @@ _SERVER_SCHEMES = frozenset({"http", "https", "grpc", "grpcs", "dns"})
 def open_store(url: str, *, read_only: bool = False, any_version: bool = False) -> Store:
     """Open the store a URL names: sqlite:///PATH, memory://, postgresql://...
 
-    Raises ValueError for a URL no backend understands, StoreUnavailable when a
-    PostgreSQL database does not answer within a few seconds (StoreRefused when
-    it refuses us for good). `read_only` opens an existing store without
-    creating or changing anything (ValueError when there is none at the URL);
-    with `any_version` too, a SQLite store of an older or newer Footfall is opened
-    (for `footfall backup`, which copies its pages and reads none of its rows).
+    Raises ValueError for a URL no backend understands (see check_url),
+    StoreUnavailable when a PostgreSQL database does not answer within a few
+    seconds (StoreRefused when it refuses us for good). `read_only` opens an
+    existing store without creating or changing anything (ValueError when there
+    is none at the URL); with `any_version` too, a SQLite store of an older or
+    newer Footfall is opened (for `footfall backup`, which copies its pages and
+    reads none of its rows).
     """
     # Imported here so that a process that opens no store (a CLI that asks a server,
     # and only parses a filter's EventQuery first) never loads the SQLite backend.
     from server.store.sqlite import SqliteStore
 
+    check_url(url, read_only=read_only)
+    parsed = urlparse(url)
+    if parsed.scheme == "memory":
+        return SqliteStore(None)
+    if parsed.scheme == "sqlite":
+        path = sqlite_path(url)
+        _warn_if_meant_absolute(path)
+        synchronous = parse_qs(parsed.query).get("synchronous", ["full"])[-1].upper()
+        return SqliteStore(path, synchronous=synchronous, read_only=read_only,
+                           any_version=any_version)
+    # Imported here so that SQLite users never load the PostgreSQL driver.
+    from server.store.postgres import PostgresStore
+
+    return PostgresStore(url, read_only=read_only)
+
+
+def check_url(url: str, *, read_only: bool = False) -> None:
+    """Return if `url` is the URL of a store open_store opens (with `read_only`, as
+    a read command does), else raise ValueError saying what is wrong and what is
+    taken, in one line that shows no password. Nothing is opened or reached: a
+    well-formed URL of a store that is not there passes (opening it says so)."""
     # (before the schemes: `postgres:PASSWORD@db:5432/shop` reads as one, the user
     # named postgres, and libpq's refusal of it quoted the password)
     address = postgres_address(url)
@@ -168,25 +190,20 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         if read_only:
             raise ValueError("a memory:// store lives inside the server that holds it: "
                              "ask that server (--server HOST:PORT)")
-        return SqliteStore(None)
+        return
     if parsed.scheme == "sqlite":
-        path = sqlite_path(url)
-        _warn_if_meant_absolute(path)
+        sqlite_path(url)
         options = parse_qs(parsed.query)
         synchronous = options.pop("synchronous", ["full"])[-1].upper()
         if options or synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"sqlite store URL takes only ?synchronous=full|normal: "
                              f"{redacted(url)!r}")
-        return SqliteStore(path, synchronous=synchronous, read_only=read_only,
-                           any_version=any_version)
+        return
     if parsed.scheme in {"postgres", "postgresql"}:
-        # Imported here so that SQLite users never load the PostgreSQL driver.
-        from server.store.postgres import PostgresStore
-
         problem = postgres_url_problem(url)
         if problem is not None:
             raise ValueError(problem)
-        return PostgresStore(url, read_only=read_only)
+        return
     if CONNECTION_STRING.match(url):
         raise ValueError(f"unknown store URL {redacted(url)!r}: that is libpq's KEY=VALUE "
                          "connection string; give the database as a URL, "

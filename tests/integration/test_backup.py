@@ -300,8 +300,8 @@ def test_copy_and_backup_take_a_sqlite_file_by_its_path_or_its_url(serving: Runn
     unknown = footfall("copy", "mysql://db.internal/footfall", "--store", "live.db",
                        cwd=tmp_path)
     assert (unknown.returncode, unknown.stderr) == (2, (
-        "footfall: unknown store URL 'mysql://db.internal/footfall': use sqlite:///PATH, "
-        "memory:// or postgresql://USER@HOST/DB\n"))
+        "footfall copy: error: argument DEST: unknown store URL 'mysql://db.internal/footfall': "
+        "use sqlite:///PATH or postgresql://USER@HOST/DB\n"))
 
 
 @pytest.mark.parametrize(("command", "target"), [("copy", "DEST"), ("backup", "DEST"),
