@@ -107,7 +107,51 @@ export function jobTable(parent, span) {
     load: async (query, signal) => {
       const page = await call(route`/insights/v1/${parent}/jobStats`,
         {query: {...query, ...span()}, signal});
-      return {items: page.jobs || [], nextPageToken: page.nextPageToken, notes: page.notes};
+      const items = page.jobs || [];
+      const empty = items.length || query.pageToken || Number(page.eventsRead || 0) ? ""
+        : await noJob(parent, span(), signal);
+      return {items, nextPageToken: page.nextPageToken, notes: page.notes, empty};
     },
   };
+}
+
+// The refusals read to tell why a tenant's job table is empty (one page, the latest).
+const REFUSALS_READ = 1000;
+
+/** What an empty table of `parent`'s jobs says when the tenant stored no client event
+ *  in `span` but refused some that named it: a job site whose tracker sends profile
+ *  events (talent v4beta1's former kind, which Footfall refuses) read "Nothing in this
+ *  time range." as if it had sent nothing. Said from the refusals the store keeps
+ *  (ListRejections of the tenant); "" when it kept none in the range. */
+async function noJob(parent, span, signal) {
+  let listed;
+  try {
+    listed = await call(route`/console/v1/${parent}/rejections`,
+      {query: {pageSize: REFUSALS_READ}, signal});
+  } catch {
+    return "";  // (a key without the role, say: the table says what it read)
+  }
+  const [from, until] = [span.startTime, span.endTime].map((t) => (t ? Date.parse(t) : null));
+  // (a refusal that stands for repeats counts each; it is in the range if its last is)
+  const inRange = (r) => {
+    const at = Date.parse(r.lastTime || r.time);
+    return (from === null || at >= from) && (until === null || at < until);
+  };
+  const tries = (refusals) => refusals.reduce((n, r) => n + 1 + Number(r.repeats || 0), 0);
+  const refused = (listed.rejections || []).filter(inRange);
+  const profiles = tries(refused.filter((r) => (r.fieldViolations || [])
+    .some((v) => v.field.endsWith(".profile_event"))));
+  const others = tries(refused) - profiles;
+  if (!profiles && !others) return "";
+  const atLeast = listed.nextPageToken ? "at least " : "";
+  const were = (n) => (n === 1 ? "was" : "were");
+  const said = profiles
+    ? [`No job events are stored in this time range: ${atLeast}${counted(profiles, "profile event")} ` +
+      `sent to this tenant ${were(profiles)} refused, as Footfall stores job events only ` +
+      "(profile events were talent v4beta1's, since taken out of it)" +
+      (others ? `, and ${counted(others, "other request")} ${were(others)} refused` : "")]
+    : [`No job events are stored in this time range; ${atLeast}${counted(others, "request")} ` +
+      `naming this tenant ${were(others)} refused`];
+  return [...said, ". ", h("a", {href: `#talent?${new URLSearchParams({tenant: parent})}`},
+    "Its talent events page"), " shows each refusal and why."];
 }
