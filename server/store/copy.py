@@ -7,7 +7,10 @@ keeps: each event's transport, receive time and copy as received, the kept
 refusals, the operations, the rollups. A copy keeps them all, row for row and with
 the same ids, so that a console or a watch that follows ids goes on where it was:
 both stores hold the same schema (the same migrations), and only the engines'
-types differ (BLOB / BYTEA, INTEGER / BIGINT identity).
+types differ (BLOB / BYTEA, INTEGER / BIGINT identity). The `settings` row too, the
+key that signs page tokens, so that a next page asked after the move opens: a store
+holds it once a server gave a list a next page (`settings 0` where none has yet,
+whatever the engine; the target then makes its own).
 
 The source is read in one snapshot (a read transaction), so a copy of a store
 that serves is consistent, as of the moment it began; what is written after that
