@@ -371,11 +371,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _nothing(args: argparse.Namespace) -> str:
     """What stderr says when nothing was counted: where, and what to check."""
-    what = "client event" if "/tenants/" in args.parent else "event"
+    tenant = "/tenants/" in args.parent or args.parent.count("/") == 1  # (a project: its
+    # default tenant)
+    what = "client event" if tenant else "event"
     which = " of the steps' types" if args.insights_command == "funnel" else ""
     when = " in that time" if args.start or args.end else ""
+    refused = ""
+    if tenant:  # (a job site whose client sent profile events alone was told only that
+        # none was read: they were refused, and the refusals kept)
+        refused = (f"; `footfall rejections list --parent {args.parent}` lists the requests "
+                   "refused that named it: profile events, say, which Footfall does not "
+                   "store")
     return (f"no {what}{which} of {args.parent} was read{when} (`footfall catalogs` lists "
-            f"the catalogs and tenants that hold events)")
+            f"the catalogs and tenants that hold events{refused})")
 
 
 def _job_text(name: str, parent: str) -> str:

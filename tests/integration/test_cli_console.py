@@ -557,6 +557,22 @@ def test_insights_of_a_mistyped_catalog_say_nothing_was_read(shop: Running, tmp_
     assert "was read" not in held.stderr, held.stderr
 
 
+@pytest.mark.parametrize("command", [["jobs"], ["funnel"]])
+def test_insights_of_a_tenant_with_no_client_event_point_to_its_refusals(
+        shop: Running, tmp_path: Path, command: list[str]) -> None:
+    # A job site whose client sent profile events alone (refused: Footfall stores job
+    # events only, and keeps the refusals) was told only that no client event was read.
+    tenant = "projects/p/tenants/profiles-only"
+    out = read(shop, "insights", *command, "--parent", tenant, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    which = " of the steps' types" if command[0] == "funnel" else ""
+    assert out.stderr.endswith(
+        f"footfall: no client event{which} of {tenant} was read (`footfall catalogs` lists "
+        f"the catalogs and tenants that hold events; `footfall rejections list --parent "
+        f"{tenant}` lists the requests refused that named it: profile events, say, which "
+        f"Footfall does not store)\n"), out.stderr
+
+
 def test_a_misspelled_step_condition_is_one_line_naming_the_conditions(
         shop: Running, tmp_path: Path) -> None:
     out = read(shop, "insights", "funnel", "--parent", CATALOG, "--step",
