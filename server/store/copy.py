@@ -29,7 +29,7 @@ from contextlib import closing, contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
-from server.store import open_store, redacted
+from server.store import check_url, open_store, redacted
 from server.store.base import Store
 from server.store.migrations import apply_missing
 from server.store.rows import StoreUnusable
@@ -65,9 +65,9 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
 
     CopyRefused for memory:// on either side, the same store on both, or a target
     that holds anything (read before it is opened, which migrates it); ValueError
-    for a URL that names no store (or a source that is not a Footfall store this
-    version reads); StoreUnavailable or StoreUnusable when a store cannot be opened,
-    CopyFailed when one fails while copying or the target's tables cannot be made
+    for a URL that names no store; StoreUnavailable or StoreUnusable when a store
+    cannot be opened, CopyFailed when there is no source store (or none this version
+    reads), when one fails while copying or the target's tables cannot be made
     (another application's table of the same name).
     """
     for url in (source_url, target_url):
@@ -76,7 +76,13 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
                               "from and to sqlite:/// or postgresql:// stores")
     if _same(source_url, target_url):
         raise CopyRefused(f"{redacted(source_url)} is both the source and the target")
-    source = open_store(source_url, read_only=True)
+    check_url(source_url, read_only=True)
+    try:
+        source = open_store(source_url, read_only=True)
+    except ValueError as exc:
+        # (a URL of the right form: no store there, or none this version reads, as every
+        # read command says it, exit 1; a SQLite file missing was a mistake, exit 2)
+        raise CopyFailed(str(exc)) from exc
     try:
         # (before opening it: opening a store migrates it, and a store that holds rows,
         # of an older version, the arguments swapped, must be left as it was)

@@ -65,6 +65,18 @@ def test_a_well_formed_store_that_does_not_answer_is_still_a_runtime_error(
     assert "127.0.0.1:1" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("command", [name for name in COMMANDS
+                                     if name not in ("serve", "restore")])
+def test_a_sqlite_store_that_is_not_there_is_a_runtime_error(command: str,
+                                                             tmp_path: Path) -> None:
+    # (`copy` said it as a mistake in the command, exit 2, where the reads and
+    # `backup` say exit 1; `serve` makes the store, `restore` puts one there)
+    out = footfall(*COMMANDS[command], "--store", "missing.db", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert f"no store at {tmp_path}/missing.db" in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_copy_refuses_a_malformed_dest_as_a_usage_error(tmp_path: Path) -> None:
     out = footfall("copy", "bogus://y", "--store", "events.db", cwd=tmp_path)
     assert (out.returncode, out.stderr) == (2, (
