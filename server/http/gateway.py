@@ -847,8 +847,9 @@ class HttpGateway:
         self._project_streams[project] = self._project_streams.get(project, 0) + 1
         try:
             try:
-                message = transcode.build_request(route, path_values, request.query.items(),
-                                                  b"")
+                message = sse.resumed(transcode.build_request(
+                    route, path_values, request.query.items(), b""),
+                    request.headers.get(sse.LAST_EVENT_ID))
                 servicer: Any = getattr(route.call, "__self__")  # noqa: B009
                 messages = await servicer.open_stream(route.method.name, message, context,
                                                       grant=grant)

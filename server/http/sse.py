@@ -1,5 +1,8 @@
 """A server-streaming RPC over HTTP, as server-sent events (what a browser's
-EventSource reads): one `data:` line of proto3 JSON per message.
+EventSource reads): one `data:` line of proto3 JSON per message, after an `id:` line
+when the message says where the stream is (a stored row's id, a batch's last): an
+EventSource that reconnects sends it back as Last-Event-ID, and a watch asked so goes
+on after it (its request's after_id), as the console does with afterId.
 
 The stream is opened (key, request, admission) before the answer starts, so a
 refused one gets Google's JSON error with its HTTP code like any call; a
@@ -22,8 +25,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from google.protobuf.message import Message
 
-from server.console.feed import SEND_SECONDS, close_stream, let_slow_client_go
-from server.errors import FootfallError, to_rpc_status
+from server.console.feed import SEND_SECONDS, Batch, Item, close_stream, let_slow_client_go
+from server.errors import FootfallError, InvalidArgument, to_rpc_status
 from server.http import transcode
 from server.http.errors import error_body, http_status_of
 from server.http.headers import NO_STORE
@@ -39,6 +42,44 @@ def event(data: bytes, kind: str = "") -> bytes:
     """One server-sent event carrying `data` (split into `data:` lines if it has more)."""
     head = f"event: {kind}\n".encode() if kind else b""
     return head + b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
+
+
+LAST_EVENT_ID = "Last-Event-ID"
+_MOST_ID = 2**63 - 1  # (an int64 after_id)
+
+
+def resumed(request: Message, last_event_id: str | None) -> Message:
+    """`request` going on after `last_event_id` (an EventSource's Last-Event-ID, the
+    `id:` of the last event it read) where it has an after_id; unchanged without
+    the header. Reconnecting, an EventSource sends its first URL again with it: the
+    header, newer, decides. A value that is no id is refused, naming the header."""
+    if not last_event_id or "after_id" not in request.DESCRIPTOR.fields_by_name:
+        return request
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > _MOST_ID:
+        raise InvalidArgument.field(LAST_EVENT_ID, (
+            f"must be the id of the last event read (a whole number from 0 to {_MOST_ID}, "
+            f"as the stream's id: lines give), got {last_event_id[:40]!r}"))
+    request.after_id = int(text)  # type: ignore[attr-defined]
+    return request
+
+
+def position(message: object) -> int | None:
+    """Where the stream is once `message` is read: its row's id, or its last row's
+    for a batch; None when it says none (an EventSource keeps the last it read)."""
+    if isinstance(message, Item):
+        return message.id
+    if isinstance(message, Batch):
+        return next((chunk.items[-1].id for chunk in reversed(message.chunks)
+                     if chunk.items), None)
+    if isinstance(message, Message):
+        fields = message.DESCRIPTOR.fields_by_name
+        if "id" in fields and fields["id"].cpp_type == fields["id"].CPPTYPE_INT64:
+            return int(message.id)  # type: ignore[attr-defined]
+        if "user_events" in fields:  # (a UserEventBatch made for the occasion)
+            listed = message.user_events  # type: ignore[attr-defined]
+            return int(listed[-1].id) if listed else None
+    return None
 
 
 class Encoded(Protocol):
@@ -102,7 +143,8 @@ async def _send_message(response: web.StreamResponse, writer: AbstractStreamWrit
     # event held every call of both transports for 0.7-1 s), on a thread of the
     # streams' own (not the decoders' of the requests).
     parts = await in_stream_encoder(made) if size > transcode.LARGE_ANSWER_BYTES else made()
-    await _send(response, writer, parts)
+    at = position(message)
+    await _send(response, writer, parts, b"" if at is None else b"id: %d\n" % at)
 
 
 def _json(message: Message, output: transcode.Output) -> bytes:
@@ -121,12 +163,13 @@ PIECE_BYTES = 64 * 1024
 
 
 async def _send(response: web.StreamResponse, writer: AbstractStreamWriter,
-                parts: list[bytes]) -> None:
-    """One event whose data is `parts` joined, written PIECE_BYTES at a time; a
-    client that takes no piece for SEND_SECONDS is let go (console/feed.py)."""
+                parts: list[bytes], head: bytes = b"") -> None:
+    """One event whose data is `parts` joined, after `head` (its id: line), written
+    PIECE_BYTES at a time; a client that takes no piece for SEND_SECONDS is let go
+    (console/feed.py)."""
     pending = bytearray()
     # (one `data:` line: compact JSON holds no line break, its strings' are escaped)
-    for part in (b"data: ", *parts, b"\n\n"):
+    for part in (head, b"data: ", *parts, b"\n\n"):
         view = memoryview(part)
         while view:
             room = PIECE_BYTES - len(pending)

@@ -1,0 +1,102 @@
+"""A watch over HTTP (server-sent events) says where it is: each event of a stored row
+has an `id:` line, its row's id (a batch's, its last row's), so that an EventSource
+that reconnects sends it back as Last-Event-ID and the watch goes on after it. Without
+it, a plain EventSource (not the console, which asks with afterId itself) that lost its
+connection and reconnected to the same URL read from afterId again, or from the newest
+row when it gave none, and missed what was stored meanwhile (h5, black-box)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+import pytest
+
+from server.app import Running
+
+from . import http_client
+from .test_console import settings, write  # noqa: F401 (the HTTP gateway on)
+from .test_server import PARENT
+
+WATCH = f"/console/v1/{PARENT}/userEvents:watch"
+
+
+@contextmanager
+def watching(running: Running, path: str,
+             headers: dict[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        answer = conn.getresponse()
+        assert answer.status == 200, answer.read()
+        yield answer
+    finally:
+        conn.close()
+
+
+def events(answer: http.client.HTTPResponse, count: int) -> list[tuple[str | None, dict]]:
+    """The next `count` events: each one's id: line (None without) and its data."""
+    got: list[tuple[str | None, dict]] = []
+    given: str | None = None
+    while len(got) < count:
+        line = answer.readline().rstrip(b"\n").decode()
+        if line.startswith("id: "):
+            given = line[4:]
+        elif line.startswith("data: "):
+            got.append((given, json.loads(line[6:])))
+            given = None
+    return got
+
+
+def test_each_event_of_a_watch_gives_its_rows_id(running: Running,
+                                                channel: grpc.Channel) -> None:
+    for name in ("a", "b", "c"):
+        write(channel, visitorId=name)
+    with watching(running, f"{WATCH}?afterId=0") as answer:
+        got = events(answer, 3)
+    assert [data["userEvent"]["visitorId"] for _, data in got] == ["a", "b", "c"]
+    assert [given for given, _ in got] == [data["id"] for _, data in got]
+    assert [int(given or 0) for given, _ in got] == sorted({int(given or 0) for given, _ in got})
+
+
+def test_last_event_id_goes_on_after_the_event_it_names(running: Running,
+                                                       channel: grpc.Channel) -> None:
+    for name in ("a", "b", "c"):
+        write(channel, visitorId=name)
+    with watching(running, f"{WATCH}?afterId=0") as answer:
+        (_, a), (b_id, _), (_, c) = events(answer, 3)
+    # (as an EventSource reconnects: its first URL again, the last id it read beside)
+    with watching(running, f"{WATCH}?afterId=0", {"Last-Event-ID": str(b_id)}) as answer:
+        write(channel, visitorId="d")
+        assert [data["userEvent"]["visitorId"] for _, data in events(answer, 2)] == ["c", "d"]
+    # and with no afterId at all (the newest rows only), the same
+    with watching(running, WATCH, {"Last-Event-ID": a["id"]}) as answer:
+        assert [data["userEvent"]["visitorId"] for _, data in events(answer, 3)] == [
+            "b", "c", "d"]
+
+
+def test_a_batch_gives_its_last_rows_id(running: Running, channel: grpc.Channel) -> None:
+    for name in ("a", "b", "c"):
+        write(channel, visitorId=name)
+    with watching(running, f"/console/v1/{PARENT}/userEvents:watchBatches?afterId=0") as answer:
+        seen: list[str] = []
+        while len(seen) < 3:
+            [(given, data)] = events(answer, 1)
+            batch = data["userEvents"]
+            seen += [each["userEvent"]["visitorId"] for each in batch]
+            assert given == batch[-1]["id"]
+    assert seen == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "99999999999999999999", "0x10"])
+def test_a_last_event_id_that_is_no_id_is_refused_naming_it(running: Running,
+                                                           value: str) -> None:
+    reply = http_client.call(running.http_port, "GET", WATCH,
+                             headers={"Last-Event-ID": value})
+    assert reply.status == 400
+    [(field, said)] = reply.violations().items()
+    assert field == "Last-Event-ID"
+    assert "must be the id of the last event read" in said
