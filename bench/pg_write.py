@@ -109,7 +109,9 @@ def run(rev: str, requests: int, reps: int, callers: int, port: int,
             runs: dict[str, dict[str, list[float]]] = {
                 name: {"rate": [], "p50": [], "server": [], "backend": []} for name in servers}
             names = list(servers)
+            loads = []
             for rep in range(reps):
+                loads.append(os.getloadavg()[0])
                 turn = rep % len(names)
                 for name in names[turn:] + names[:turn]:
                     pid, bound, database = servers[name]
@@ -133,6 +135,7 @@ def run(rev: str, requests: int, reps: int, callers: int, port: int,
         table[f"ratio-{side}"] = (table[f"postgres-{side}"]["rate"]["median"]
                                   / table[f"sqlite-{side}"]["rate"]["median"])
     table["load_average"] = os.getloadavg()
+    table["load_seen"] = (min(loads), max(loads))  # (1-minute, as each rep began)
     return table
 
 
@@ -147,14 +150,17 @@ def main() -> None:
     args = parser.parse_args()
     table = run(args.rev, args.requests, args.reps, args.callers, args.port,
                 args.database_prefix)
+    seen = table.pop("load_seen")
     print(f"before = {args.rev}; load average "
-          f"{'/'.join(f'{x:.1f}' for x in table.pop('load_average'))} at the end")
-    print(f"{'':18}{'per s':>7} {'p50 ms':>7} {'server us':>10} {'(least)':>8} "
+          f"{'/'.join(f'{x:.1f}' for x in table.pop('load_average'))} at the end, "
+          f"{seen[0]:.1f}-{seen[1]:.1f} as the reps began")
+    print(f"{'':18}{'per s':>7} {'(range)':>11} {'p50 ms':>7} {'server us':>10} {'(least)':>8} "
           f"{'backend us':>11} {'(least)':>8}")
     for name, row in table.items():
         if name.startswith("ratio"):
             continue
-        print(f"{name:18}{row['rate']['median']:7.0f} {row['p50']['median']:7.3f} "
+        rates = f"{row['rate']['min']:.0f}-{row['rate']['max']:.0f}"
+        print(f"{name:18}{row['rate']['median']:7.0f} {rates:>11} {row['p50']['median']:7.3f} "
               f"{row['server']['median']:10.1f} {row['server']['min']:8.1f} "
               f"{row['backend']['median']:11.1f} {row['backend']['min']:8.1f}")
     print(f"PostgreSQL / SQLite: before {table['ratio-before']:.3f}, "
