@@ -31,7 +31,7 @@ def scans_past_the_lease(store: Store, monkeypatch: pytest.MonkeyPatch, clock: F
         renewed.set()
         return result
 
-    def slowly(query: Any, limit: int, after_id: int = 0) -> Any:
+    def slowly(query: Any, limit: int, after_id: int = 0, max_bytes: int | None = None) -> Any:
         assert query.joined is False
         for _ in range(4):
             renewed.clear()
@@ -42,7 +42,7 @@ def scans_past_the_lease(store: Store, monkeypatch: pytest.MonkeyPatch, clock: F
         held = store.get_operation(name)
         assert held is not None
         assert position(json.loads(held.checkpoint) if held.checkpoint else {}) == after_id
-        return scan(query, limit, after_id)
+        return scan(query, limit, after_id, max_bytes)
 
     monkeypatch.setattr(store, "run_step", noted)
     monkeypatch.setattr(store, "scan_user_events", slowly)
