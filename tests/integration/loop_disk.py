@@ -9,15 +9,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from .tmpfs import _run, mounted
+from .tmpfs import loop_ext2
 
 _LOOP_SET_STATUS64, _LOOP_GET_STATUS64 = 0x4C04, 0x4C05
 # Linux's struct loop_info64: device, inode, rdevice, offset, sizelimit, number,
@@ -71,28 +67,9 @@ def failing_disk(path: Path, size: int) -> Iterator[FailingDisk]:
     """A FailingDisk of `size` bytes on `path`, working (healed again however the
     block ends, so that it unmounts); skips the test without root, a loop device or
     mkfs.ext2."""
-    missing = [tool for tool in ("losetup", "mkfs.ext2") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"!!!!!!!! SKIPPED: no {' or '.join(missing)} for a failing disk !!!!!!!!")
-    with mounted(path.with_name(f"{path.name}-backing"), size + 2**20) as backing:
-        image = backing.path / "image"
-        with open(image, "wb") as sparse:
-            sparse.truncate(size)
-        done = subprocess.run(["losetup", "--find", "--show", str(image)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip("!!!!!!!! SKIPPED: cannot attach a loop device for a failing "
-                        f"disk: {done.stderr.strip()} !!!!!!!!")
-        device = done.stdout.strip()
+    with loop_ext2(path, size, size + 2**20, "a failing disk", "-o", "noatime") as (device, _):
+        disk = FailingDisk(path, device)
         try:
-            _run("mkfs.ext2", "-q", device)
-            path.mkdir(exist_ok=True)
-            _run("mount", "-o", "noatime", device, str(path))
-            disk = FailingDisk(path, device)
-            try:
-                yield disk
-            finally:
-                disk.heal()
-                _run("umount", str(path))
+            yield disk
         finally:
-            _run("losetup", "--detach", device)
+            disk.heal()  # (before it is unmounted)

@@ -83,10 +83,20 @@ class ThinVolume:
 def thin_volume(path: Path, size: int, backing_size: int) -> Iterator[ThinVolume]:
     """A ThinVolume of `size` bytes on `path` over a tmpfs of `backing_size` bytes
     (beside it); skips the test without root, a loop device or mkfs.ext2."""
+    with loop_ext2(path, size, backing_size, "a disk whose writes fail") as (_, backing):
+        yield ThinVolume(path, backing)
+
+
+@contextlib.contextmanager
+def loop_ext2(path: Path, size: int, backing_size: int, what: str,
+              *mount_options: str) -> Iterator[tuple[str, SmallDisk]]:
+    """An ext2 file system of `size` bytes mounted on `path` (with `mount_options`), on a
+    loop device over a sparse file on a tmpfs of `backing_size` bytes beside it: the
+    device and the tmpfs. Skips the test, naming `what` it wanted, without root, a loop
+    device or mkfs.ext2."""
     missing = [tool for tool in ("losetup", "mkfs.ext2") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"!!!!!!!! SKIPPED: no {' or '.join(missing)} for a disk whose writes "
-                    "fail !!!!!!!!")
+        pytest.skip(f"!!!!!!!! SKIPPED: no {' or '.join(missing)} for {what} !!!!!!!!")
     with mounted(path.with_name(f"{path.name}-backing"), backing_size) as backing:
         image = backing.path / "image"
         with open(image, "wb") as sparse:
@@ -94,15 +104,15 @@ def thin_volume(path: Path, size: int, backing_size: int) -> Iterator[ThinVolume
         done = subprocess.run(["losetup", "--find", "--show", str(image)],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            pytest.skip("!!!!!!!! SKIPPED: cannot attach a loop device for a disk whose "
-                        f"writes fail: {done.stderr.strip()} !!!!!!!!")
+            pytest.skip(f"!!!!!!!! SKIPPED: cannot attach a loop device for {what}: "
+                        f"{done.stderr.strip()} !!!!!!!!")
         device = done.stdout.strip()
         try:
             _run("mkfs.ext2", "-q", device)
             path.mkdir(exist_ok=True)
-            _run("mount", device, str(path))
+            _run("mount", *mount_options, device, str(path))
             try:
-                yield ThinVolume(path, backing)
+                yield device, backing
             finally:
                 _run("umount", str(path))
         finally:
