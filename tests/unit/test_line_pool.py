@@ -146,7 +146,12 @@ def test_close_ends_a_stopped_worker() -> None:
         closing.start()
         closing.join(line_pool.CLOSE_SECONDS + 20)
         assert not closing.is_alive(), "close waited for the stopped worker"
-        assert not multiprocessing.active_children()
+        # (killed, not waited for: gone within moments, which a loaded CI's stop-64 run
+        # had not yet seen as close returned; a worker not killed stays stopped for ever)
+        gone_by = time.monotonic() + 10
+        while multiprocessing.active_children():
+            assert time.monotonic() < gone_by, multiprocessing.active_children()
+            time.sleep(0.05)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker, signal.SIGKILL)
