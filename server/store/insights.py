@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
 from server.store.packed import unpack
 from server.store.rows import EventQuery
 
@@ -179,8 +181,11 @@ class InsightsSql:
 
 
 def _split(text: str) -> list[int]:
-    """The numbers of SQLite's group_concat of integers."""
-    return list(map(int, text.split(",")))
+    """The numbers of SQLite's group_concat of integers: read as a JSON array (orjson,
+    in C), about six times as fast as int() on each piece (800,000 times of the shop
+    funnel at 1M events: 0.22 s of CPU against 0.04)."""
+    numbers: list[int] = orjson.loads(f"[{text}]")
+    return numbers
 
 
 def _in_time_order(times: list[int], ids: Any, kinds: str,
