@@ -33,6 +33,17 @@ events stored since the last message, at most a message every 50 ms).
   to the compiled watchers. The server's CPU a message (this process alone, from
   its clock of CPU time) and the watchers', per message size.
   `python -m bench.watch sends [EVENTS...] [--watchers N] [--seconds S]`.
+- fixed: what N batch watchers (the compiled client) cost at a fixed rate of durable
+  writes (h2load --rps: the same writes a second with and without them, whatever
+  the machine's other work lets the server reach): the server's CPU a second watched
+  less none, the watchers' process's own, and the writes' p50/p99, a fresh server
+  each, none and watched in turn; with `--against REV` REV's tree and this
+  checkout's in alternating order. On a machine shared with other work the rates
+  and CPU a write at 16 callers moved ±30% between runs of one tree (the watchers'
+  cost is about fixed a second, so a write's share of it follows the rate reached);
+  a second's CPU at one rate does not.
+  `python -m bench.watch fixed [--rate R] [--callers C] [--seconds S] [--watchers N]
+  [--reps N] [--against REV]`.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -703,11 +715,104 @@ def _sends_main(args: list[str]) -> None:
                      indent=1))
 
 
+def _at_rate(port: int, frame: Path, callers: int, rate: int, requests: int
+             ) -> tuple[float, float, float]:
+    """Seconds, p50 and p99 (ms) of `requests` durable writes from h2load, `callers`
+    connections each sending `rate / callers` a second."""
+    log = Path(tempfile.mktemp(prefix="h2load-", suffix=".log"))
+    began = time.monotonic()
+    subprocess.run([h2load_path(), "-n", str(requests), "-c", str(callers), "-m", "1",
+                    f"--rps={max(1, rate // callers)}", "-d", str(frame),
+                    "-H", "content-type: application/grpc", "-H", "te: trailers",
+                    "--log-file", str(log), f"http://127.0.0.1:{port}{write.PATH}"],
+                   capture_output=True, text=True, check=True)
+    seconds = time.monotonic() - began
+    times = sorted(int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines())
+    log.unlink()
+    return seconds, percentile(times, 50), percentile(times, 99)
+
+
+def fixed_rep(frame: Path, watchers: int, rate: int, callers: int,
+              seconds: float) -> dict[str, Any]:
+    """One server: `rate` durable writes a second for `seconds` with `watchers` batch
+    watchers open (0: none); its CPU a second, the watchers' process's, the writes'
+    p50 and p99, and the load average as it ended."""
+    requests = int(rate * seconds)
+    with footfall(None) as server:
+        group = Watchers(server.port, watchers, True, "cpp") if watchers else None
+        try:
+            h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
+            if group:
+                group.wait_for(500, 60)
+            before = server.cpu_seconds(), group.cpu_seconds() if group else 0.0
+            took, p50, p99 = _at_rate(server.port, frame, callers, rate, requests)
+            cpu = server.cpu_seconds() - before[0]
+            watcher_cpu = group.cpu_seconds() - before[1] if group else 0.0
+            if group:
+                group.wait_for(500 + requests, 120)
+        finally:
+            if group:
+                group.close()
+    return {"seconds": took, "cpu_per_second": cpu / took,
+            "watcher_cpu_per_second": watcher_cpu / took, "p50_ms": p50, "p99_ms": p99,
+            "load_average": os.getloadavg()[0]}
+
+
+def fixed(watchers: int = 200, rate: int = 400, callers: int = 4, seconds: float = 10,
+          reps: int = 3, rev: str = "") -> dict[str, Any]:
+    """`fixed_rep` with none and with `watchers`, `reps` times, under this checkout
+    (and `rev`'s tree beside it, in alternating order, when given); per side the
+    medians of the server's CPU a second watched less none, of the watchers' own, and
+    of the p99 watched over none."""
+    from bench.ab import exported, served_from
+
+    frame = write.frame_file()
+    out: dict[str, Any] = {"watchers": watchers, "rate": rate, "callers": callers,
+                           "rev": rev or None}
+    sides = ("before", "after") if rev else ("after",)
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    try:
+        with exported(rev) if rev else contextlib.nullcontext() as tree:
+            for rep in range(reps):
+                for side in sides if rep % 2 == 0 else sides[::-1]:
+                    with served_from(tree if side == "before" else None):
+                        none = fixed_rep(frame, 0, rate, callers, seconds)
+                        watched = fixed_rep(frame, watchers, rate, callers, seconds)
+                    runs[side].append({"none": none, "watched": watched})
+                    print(side, json.dumps(runs[side][-1]), file=sys.stderr, flush=True)
+    finally:
+        frame.unlink()
+    for side, reps_ in runs.items():
+        out[side] = {"reps": reps_, "medians": {
+            "extra_cpu_per_second": statistics.median(
+                r["watched"]["cpu_per_second"] - r["none"]["cpu_per_second"] for r in reps_),
+            "watcher_cpu_per_second": statistics.median(
+                r["watched"]["watcher_cpu_per_second"] for r in reps_),
+            "p99_ratio": statistics.median(
+                r["watched"]["p99_ms"] / r["none"]["p99_ms"] for r in reps_)}}
+    return out
+
+
+def _fixed_main(args: list[str]) -> None:
+    named = {"--watchers": 200, "--rate": 400, "--callers": 4, "--seconds": 10.0,
+             "--reps": 3, "--against": ""}
+    while args:
+        arg = args.pop(0)
+        if arg not in named:
+            raise SystemExit(f"unknown argument {arg!r}; known: {', '.join(named)}")
+        named[arg] = type(named[arg])(args.pop(0))
+    print(json.dumps(fixed(int(named["--watchers"]), int(named["--rate"]),
+                           int(named["--callers"]), float(named["--seconds"]),
+                           int(named["--reps"]), str(named["--against"])), indent=1))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "distinct":
         _distinct_main(sys.argv[2:])
     elif sys.argv[1] == "sends":
         _sends_main(sys.argv[2:])
+    elif sys.argv[1] == "fixed":
+        _fixed_main(sys.argv[2:])
     else:
         asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
                                   *(sys.argv[4:5] == ["distinct"],), *sys.argv[5:6]))
