@@ -125,7 +125,7 @@ def test_a_file_import_never_stores_an_event_its_catalog_cannot_list(
 
 @pytest.mark.xfail(strict=True, reason="h5: a purge whose filter selects an event a pixel "
                    "stored nesting Product.variants 110 deep fails INTERNAL (DecodeError), "
-                   "so neither a purge nor --retain-days can remove it; only a reset can")
+                   "so a visitor's purge cannot remove it (a purge by time alone can)")
 def test_a_purge_removes_what_a_pixel_stored(served: Running) -> None:
     catalog = "projects/p/locations/global/catalogs/purged"
     pixel = (f"/v2/{catalog}/userEvents:collect?$alt=json&userEvent="
