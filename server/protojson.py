@@ -39,7 +39,7 @@ from typing import Any, TypeVar, cast
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.internal import type_checkers
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from server import near_names
 from server.errors import entry_path
@@ -654,8 +654,8 @@ def merge_into(data: Any, message: Message) -> None:
             if not any(plan.fields[key][0] in held for key in data):
                 message.MergeFrom(message_class(**plan.convert(data)))
                 return
-        except (_Fallback, KeyError, ValueError, TypeError, RecursionError):
-            pass
+        except (_Fallback, KeyError, ValueError, TypeError, RecursionError, DecodeError):
+            pass  # (DecodeError: nested past protobuf's depth, which parse_into names)
     parse_into(data, message)
 
 
@@ -1011,6 +1011,17 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
     return placed_names(descriptor, names, reason, data)
 
 
+_TOO_DEEP = "Message too deep. "
+
+
+def _to_first_repeat(names: list[str]) -> list[str]:
+    """`names` up to the first that repeats one before it."""
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            return names[:i + 1]
+    return names
+
+
 def said(error: json_format.ParseError) -> tuple[list[str], str]:
     """(the JSON names json_format's `error` walks through, as it gives them; its
     reason in the contract's words) of an error other than a PlacedError."""
@@ -1028,6 +1039,11 @@ def said(error: json_format.ParseError) -> tuple[list[str], str]:
             names.append(steps[-1])
         text = text[:at.start()]
     reason = text.rstrip(".").strip()
+    if reason.startswith(_TOO_DEEP):
+        # (one step a level: a product nesting its variants 150 deep was named by a
+        # path of 100 "variants", and no index)
+        names = _to_first_repeat(names)
+        reason = f"nests messages deeper than protobuf reads ({reason[len(_TOO_DEEP):]})"
     for pattern, plain in _PLAIN:
         found = pattern.search(reason)
         if found is not None:

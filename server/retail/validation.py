@@ -47,6 +47,12 @@ MAX_ATTRIBUTE_TEXT = 256
 # ones are refused: retention purges by event time, so an event stamped years ahead
 # would outlive every --retain-days, and head every newest-first list meanwhile.
 MAX_AHEAD_SECONDS = 86_400
+# How deep an event's product may nest `variants` (Product's one field of its own
+# type; output only, and Google reads an event's product by its id alone). Protobuf
+# decodes 100 messages deep at most: an event nesting 97 was stored, and then every
+# list holding it (the event inside a stored row inside a response) failed to decode,
+# for good, as did a purge by its visitor.
+MAX_VARIANT_DEPTH = 32
 
 
 def too_long(path: str, value: Sized, limit: int, unit: str = "characters") -> FieldViolation:
@@ -242,12 +248,26 @@ def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         product = detail.product
         # (the product's stats keep its id in a column of its own)
         id_violations(product.id, f"{path}.product_details[{i}].product.id", MAX_ID, out)
+        if product.variants and _variant_depth(product) > MAX_VARIANT_DEPTH:
+            out.append(FieldViolation(
+                f"{path}.product_details[{i}].product.variants",
+                f"nests variants more than {MAX_VARIANT_DEPTH} deep (variants are output "
+                "only: an event's product is read by its id)"))
         if product.HasField("price_info"):
             # (an event's price overrides the catalog's: PriceInfo's rules hold for it
             # too; a code of no currency, or "usd", stood as a currency of its own in
             # insights)
             price_violations(product.price_info,
                              f"{path}.product_details[{i}].product.price_info", out)
+
+
+def _variant_depth(product: Any) -> int:
+    """How deep `product` nests variants, counted to MAX_VARIANT_DEPTH + 1 at most."""
+    depth, level = 0, list(product.variants)
+    while level and depth <= MAX_VARIANT_DEPTH:
+        depth += 1
+        level = [variant for held in level for variant in held.variants]
+    return depth
 
 
 def price_violations(price: Any, path: str, out: list[FieldViolation]) -> None:

@@ -15,6 +15,12 @@ from urllib.parse import quote
 import grpc
 import pytest
 from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.retail.v2 import (
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from google.protobuf import json_format
 
 from server.app import Running, start
 from server.clock import FixedClock
@@ -24,6 +30,7 @@ from .http_client import call
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 BRANCH = f"{CATALOG}/branches/0"
+MAX_VARIANT_DEPTH = 32  # (server.retail.validation's, as the README gives it)
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -49,9 +56,6 @@ ROUTES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="h5: a REST body nesting Product.variants past "
-                   "protobuf's depth limit is answered 500 INTERNAL with an ERROR traceback "
-                   "in the log, not 400 INVALID_ARGUMENT as gRPC answers it")
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_rest_body_nested_past_protobuf_depth_is_invalid_argument(served: Running,
                                                                   route: str) -> None:
@@ -61,10 +65,6 @@ def test_rest_body_nested_past_protobuf_depth_is_invalid_argument(served: Runnin
     assert reply.error()["status"] == "INVALID_ARGUMENT"
 
 
-@pytest.mark.xfail(strict=True, reason="h5: an event nesting Product.variants 97 deep is "
-                   "stored, and then every ListUserEvents page holding it exceeds the "
-                   "depth protobuf's Python clients read (the CLI's `events list --server` "
-                   "says INTERNAL: Exception deserializing response)")
 def test_an_event_written_can_be_listed_by_our_grpc_stubs(served: Running) -> None:
     reply = call(served.http_port, "POST", f"/v2/{CATALOG}/userEvents:write", event(97))
     if reply.status == 400:  # refused: nothing unreadable was stored
@@ -80,10 +80,6 @@ def listing_status(port: int, catalog: str) -> int:
     return call(port, "GET", f"/console/v1/{catalog}/userEvents").status
 
 
-@pytest.mark.xfail(strict=True, reason="h5: a pixel (GET collect) nesting Product.variants "
-                   "98-125 deep is stored, and its catalog's ListUserEvents is then 500 "
-                   "INTERNAL for good (the stored row exceeds protobuf's decode depth); "
-                   "export and rejoin of the catalog fail INTERNAL too")
 def test_a_pixel_never_stores_an_event_its_catalog_cannot_list(served: Running) -> None:
     catalog = "projects/p/locations/global/catalogs/pixel"
     pixel = (f"/v2/{catalog}/userEvents:collect?$alt=json&userEvent="
@@ -102,9 +98,6 @@ def gcs_served(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterato
     running.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="h5: a file import line nesting Product.variants 150 "
-                   "deep is imported (successCount counts it), and its catalog's "
-                   "ListUserEvents is then 500 INTERNAL for good; export and rejoin fail")
 def test_a_file_import_never_stores_an_event_its_catalog_cannot_list(
         gcs_served: Running, tmp_path: Path) -> None:
     catalog = "projects/p/locations/global/catalogs/imported"
@@ -123,9 +116,6 @@ def test_a_file_import_never_stores_an_event_its_catalog_cannot_list(
     assert listing_status(gcs_served.http_port, catalog) == 200
 
 
-@pytest.mark.xfail(strict=True, reason="h5: a purge whose filter selects an event a pixel "
-                   "stored nesting Product.variants 110 deep fails INTERNAL (DecodeError), "
-                   "so a visitor's purge cannot remove it (a purge by time alone can)")
 def test_a_purge_removes_what_a_pixel_stored(served: Running) -> None:
     catalog = "projects/p/locations/global/catalogs/purged"
     pixel = (f"/v2/{catalog}/userEvents:collect?$alt=json&userEvent="
@@ -141,3 +131,42 @@ def test_a_purge_removes_what_a_pixel_stored(served: Running) -> None:
         assert time.monotonic() < deadline, operation
         time.sleep(0.05)
     assert "error" not in operation, operation
+
+
+def test_an_event_nesting_variants_past_the_bound_is_refused_naming_them(
+        served: Running) -> None:
+    """The bound holds on every transport: the refusal names the field, and an event
+    at the bound is stored and listed, whole, by our own gRPC stubs."""
+    field = "user_event.product_details[0].product.variants"
+    reply = call(served.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                 event(MAX_VARIANT_DEPTH + 1))
+    assert reply.status == 400, reply.body[:300]
+    assert list(reply.violations()) == [field]
+    assert "more than 32 deep" in reply.violations()[field]
+    with grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel:
+        retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        deep = user_event_pb2.UserEvent()
+        json_format.ParseDict(event(MAX_VARIANT_DEPTH + 1), deep)
+        with pytest.raises(grpc.RpcError) as refused:
+            retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=CATALOG, user_event=deep), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in str(refused.value.details())
+        at_bound = user_event_pb2.UserEvent()
+        json_format.ParseDict(event(MAX_VARIANT_DEPTH), at_bound)
+        retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=at_bound), timeout=10)
+        page = console_pb2_grpc.ConsoleServiceStub(channel).ListUserEvents(
+            console_pb2.ListUserEventsRequest(parent=CATALOG), timeout=10)
+    [listed] = page.user_events
+    assert listed.user_event.product_details[0].product == at_bound.product_details[0].product
+
+
+def test_a_body_past_protobuf_depth_is_refused_by_a_short_path(served: Running) -> None:
+    """json_format's error holds a step a level; the refusal names the path to the
+    first repeated field, with its indexes, not 100 of them."""
+    reply = call(served.http_port, "POST", f"/v2/{CATALOG}/userEvents:write", event(150))
+    assert reply.status == 400, reply.body[:300]
+    [(field, reason)] = reply.violations().items()
+    assert field == "user_event.product_details[0].product.variants[0].variants[0]"
+    assert "nests messages deeper than protobuf reads" in reason
