@@ -509,9 +509,9 @@ def _not_text_problem(value: Any, field: FieldDescriptor, kind: int) -> str | No
     if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE) and type(value) is bool:
         return f"must be a number, got {json_kind(value)}"
     if kind == _F.CPPTYPE_STRING:
-        # (json_format refuses it in the same words, but names neither a map's key
-        # nor a list's index: `attributes.text` for attributes["k"].text[1])
-        return f"must be a JSON string, got {type(value).__name__}"
+        # (json_format refuses it naming Python's type, "got dict", and neither a map's
+        # key nor a list's index: `attributes.text` for attributes["k"].text[1])
+        return f"must be a JSON string, got {json_kind(value)}"
     return None
 
 
@@ -545,7 +545,7 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
     elif message.full_name.startswith("google.protobuf."):
         why = None  # Struct, Value, FieldMask, Any...: no number read from a string
     elif type(value) is list:  # (json_format's words were "unhashable type: 'dict'")
-        why = f"expected one JSON object (a {message.name}), got a list"
+        why = f"expected one JSON object (a {message.name}), got an array"
     elif type(value) is not dict:
         # json_format read a text as the names of its letters ("has no field named
         # \"u\"" for "u1"), said "'int' object is not iterable", and took "" as {}.
@@ -560,7 +560,8 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
 
 
 def json_kind(value: Any) -> str:
-    """What JSON value `value` is, in words, with a glimpse of it."""
+    """What JSON value `value` is, in words, with a glimpse of it: an object, an array,
+    a text (a string), a number, true, false or null; never Python's names of them."""
     if value is None:
         return "null"
     if type(value) is bool:
@@ -568,7 +569,7 @@ def json_kind(value: Any) -> str:
     if type(value) is str:
         return f"a text, {value[:_SHOWN]!r}"
     if isinstance(value, list):
-        return f"a list of {len(value)}"
+        return f"an array of {len(value)}"
     if isinstance(value, dict):
         return "an object"
     return f"a number, {value!r}"
@@ -970,11 +971,18 @@ _PLAIN = [
                 r"not '(?P<got>\w+)'"), "must be a whole number, got {got}"),
     (re.compile(r"float\(\) argument must be a string or a real number, not '(?P<got>\w+)'"),
      "must be a number, got {got}"),
+    (re.compile(r"Bool value (?P<got>True|False) is not acceptable for integer field"),
+     "must be a whole number, got {got}"),
     (re.compile(r"repeated field \w+ must be in \[\] which is (?P<value>.*)"),
-     "must be a JSON list, got {got}"),
+     "must be a JSON array, got {got}"),
     (re.compile(r"Map field \w+ must be in a dict which is (?P<value>.*)"),
      "must be a JSON object, got {got}"),
 ]
+# What JSON calls the value of each Python type json_format names in its messages
+# ("must be a whole number, got dict" was said of {} given for a quantity).
+_JSON_NAMES = {"dict": "an object", "list": "an array", "str": "a text", "int": "a number",
+               "float": "a number", "bool": "true or false", "NoneType": "null",
+               "True": "true", "False": "false"}
 # The longest Python value json_format writes in its message that is written again as
 # JSON (a longer one is cut to _SHOWN characters as it is)
 _REWRITTEN_CHARS = 10_000
@@ -982,14 +990,16 @@ _REWRITTEN_CHARS = 10_000
 
 def _as_json(written: str) -> str:
     """A value json_format wrote in its message as Python writes it (`[{'key': None}]`)
-    as JSON writes it (`[{"key": null}]`), cut to about _SHOWN characters; as it is
-    when it is no Python literal (a text is written bare)."""
+    as JSON writes it (`[{"key": null}]`), cut to about _SHOWN characters; quoted when
+    it is no Python literal (a text is written bare)."""
     try:
         if len(written) > _REWRITTEN_CHARS:
             raise ValueError(written[:20])
         text = json.dumps(ast.literal_eval(written), ensure_ascii=False)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        text = written
+        # (json_format writes a text bare: `got x` for "x"; one too long to read stays)
+        text = written if len(written) > _REWRITTEN_CHARS else json.dumps(
+            written, ensure_ascii=False)
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 
@@ -1047,7 +1057,8 @@ def said(error: json_format.ParseError) -> tuple[list[str], str]:
     for pattern, plain in _PLAIN:
         found = pattern.search(reason)
         if found is not None:
-            got = found["got"] if "got" in pattern.groupindex else _as_json(found["value"])
+            got = _JSON_NAMES.get(found["got"], found["got"]) if "got" in pattern.groupindex \
+                else _as_json(found["value"])
             reason = reason[:found.start()] + plain.format(got=got) + reason[found.end():]
     return names, reason
 

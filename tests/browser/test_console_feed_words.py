@@ -76,7 +76,7 @@ def test_a_closed_refusal_of_more_than_were_looked_for_says_over(
                        running.http_port, shots)
     closed, opened = seen["closed"]["said"], seen["opened"]["said"]
     assert "user_event.attributes['k0002'].text[0]: Invalid JSON payload received: must be " \
-           "a JSON string, got int; and over 997 more" in closed, closed
+           "a JSON string, got a number, 2; and over 997 more" in closed, closed
     assert opened.rstrip().endswith("and more than 900 other violations"), opened
 
 

@@ -918,13 +918,13 @@ def test_a_json_value_of_the_wrong_kind_names_its_field_in_plain_words(
                  {"eventType": "detail-page-view", "visitorId": "v", "productDetails": "x"})
     assert reply.status == 400
     assert reply.violations() == {"user_event.product_details": "Invalid JSON payload "
-                                  "received: must be a JSON list, got x"}
+                                  "received: must be a JSON array, got \"x\""}
     reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
                  {"eventType": "detail-page-view", "visitorId": "v",
                   "productDetails": [{"product": {"id": "p"}, "quantity": {"value": 1}}]})
     assert reply.status == 400
     assert reply.violations() == {"user_event.product_details[0].quantity": "Invalid JSON "
-                                  "payload received: must be a whole number, got dict"}
+                                  "payload received: must be a whole number, got an object"}
     assert stored(gateway) == []
 
 
@@ -1269,7 +1269,7 @@ def test_a_path_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None
 def test_a_lenient_form_beside_a_bad_field_reports_the_bad_field(gateway: Running) -> None:
     """One text where a list goes is read as a list of one: the refusal of the event
     names what is still wrong once it is, not the field read leniently (it named
-    user_event.experiment_ids, "must be a JSON list", for an unknown field or a bad
+    user_event.experiment_ids, "must be a JSON array", for an unknown field or a bad
     time beside it)."""
     reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
                  {"eventType": "home-page-view", "visitorId": "v", "experimentIds": "x",

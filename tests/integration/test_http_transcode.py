@@ -393,13 +393,13 @@ def test_a_timestamp_in_the_query_or_the_body_is_read_in_ascii_digits_only(value
 @pytest.mark.parametrize("key", ["userEvent", "rawJson"])
 def test_a_collect_body_holding_its_event_as_an_object_is_told_to_send_it_as_text(
         key: str) -> None:
-    """It was told only "must be a JSON string, got dict"."""
+    """It was told only "must be a JSON string, got an object"."""
     route = made_up_route("CollectUserEvent", "post", "/test/{parent=**}:collect", "*")
     body = json.dumps({key: {"eventType": "home-page-view", "visitorId": "v"}}).encode()
     found = violations(route, [], body)
     field = "user_event" if key == "userEvent" else "raw_json"
     assert found[field].endswith(
-        "must be a JSON string, got dict: user_event (and raw_json) holds the event's JSON "
+        "must be a JSON string, got an object: user_event (and raw_json) holds the event's JSON "
         'as text, {"userEvent": "{\\"eventType\\": ...}"} (JSON.stringify(event))'), found
 
 

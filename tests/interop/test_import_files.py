@@ -274,7 +274,7 @@ def test_write_user_event_over_rest_takes_the_same_forms(server: ServerProcess,
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=RPC_DEADLINE)
     assert refused.value.code == 400
-    assert "user_event.product_details: Invalid JSON payload received: must be a JSON list" \
+    assert "user_event.product_details: Invalid JSON payload received: must be a JSON array" \
         in refused.value.read().decode()
     assert count_events(server.store, catalog, server.workdir) == 1
 

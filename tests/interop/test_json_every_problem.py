@@ -47,7 +47,7 @@ def test_a_rest_write_names_every_wrong_field(server: ServerProcess, catalog: st
     url = f"http://{server.http_address}/v2/{catalog}/userEvents:write"
     found = violations(requests.post(url, json=THREE_WRONG, timeout=RPC_DEADLINE))
     assert sorted(found) == sorted(f"user_event.{f}" for f in THREE_FIELDS), found
-    assert "must be a JSON string, got int" in found["user_event.event_type"], found
+    assert "must be a JSON string, got a number, 3" in found["user_event.event_type"], found
     assert "'yesterday'" in found["user_event.event_time"], found
     nested = violations(requests.post(url, json=NESTED_WRONG, timeout=RPC_DEADLINE))
     assert sorted(nested) == sorted([
@@ -131,7 +131,7 @@ def test_ten_thousand_wrong_values_are_told_of_a_hundred_and_counted_to_a_bound(
     assert len(listed) == 101
     assert answer.json()["error"]["message"].endswith(
         "user_event.attributes['k00099'].text[0]: Invalid JSON payload received: must be a "
-        "JSON string, got int; and more than 900 other violations")
+        "JSON string, got a number, 99; and more than 900 other violations")
     # over gRPC, its trailers cut to fewer, the count stays a lower bound
     with pytest.raises(exceptions.InvalidArgument) as refused:
         retail.collect_user_event(request={"parent": catalog, "user_event": json.dumps(event)},

@@ -30,13 +30,13 @@ MAP_AS_ENTRIES = {"product": {"id": "tent", "attributes": [
 # (product details in a lenient form, the field at fault below the event, what is said)
 CASES = [
     pytest.param({"product": {"id": "tent"}, "quantity": {"value": 2}},
-                 "product_details[0].quantity", "must be a whole number, got dict",
+                 "product_details[0].quantity", "must be a whole number, got an object",
                  id="one-object"),
     pytest.param({"product": {"id": "tent"}, "quantity": 1.5},
                  "product_details[0].quantity", "Couldn't parse integer: 1.5",
                  id="one-object-wrapper"),
     pytest.param([MAP_AS_ENTRIES, {"product": {"id": "stakes"}, "quantity": {"value": 2}}],
-                 "product_details[1].quantity", "must be a whole number, got dict",
+                 "product_details[1].quantity", "must be a whole number, got an object",
                  id="after-a-map-as-entries"),
 ]
 

@@ -200,7 +200,7 @@ REFUSED = [
     # A JSON error inside the event: only it is reported, not the type and visitor sent.
     pytest.param({"user_event": '{"eventType": "detail-page-view", "visitorId": "v", '
                                 '"productDetails": "sku-3"}'},
-                 [f"{U}.product_details"], "must be a JSON list", id="text-for-a-list-of-objects"),
+                 [f"{U}.product_details"], "must be a JSON array", id="text-for-a-list-of-objects"),
     pytest.param({"raw_json": '{"eventType": "home-page-view", "visitorId": "v", '
                               '"eventTime": "2024-05-20 14:03"}'},
                  ["raw_json.event_time"], "RFC 3339", id="bad-time-in-raw-json"),

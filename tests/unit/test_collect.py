@@ -109,7 +109,7 @@ JSON_TEXTS = ['NaN', '{"eventType": 1}', '{"unknownField": 1}',
 
 
 @pytest.mark.parametrize(("text", "kind"), [
-    ("[]", "a list of 0"), ('[{"eventType": "x"}]', "a list of 1"), ('"x"', "a text, 'x'"),
+    ("[]", "an array of 0"), ('[{"eventType": "x"}]', "an array of 1"), ('"x"', "a text, 'x'"),
     ("1", "a number, 1"), ("null", "null"), ("true", "true")])
 def test_a_pixel_event_that_is_no_json_object_is_refused_in_words(text: str, kind: str) -> None:
     """json_format read `[]` as an empty event, a text as the names of its letters

@@ -84,7 +84,7 @@ def wrong_texts(count: int) -> dict[str, Any]:
 def test_thousands_are_kept_to_what_an_answer_lists_and_counted_up_to_a_bound() -> None:
     # Each wrong value costs a parse of its own: a body of 2,700 took 23 ms of CPU to
     # refuse, against 6.4 to accept. Past WALKED the walk stops, saying "more than".
-    first = [(f"attributes['k{i}'].text[0]", "must be a JSON string, got int")
+    first = [(f"attributes['k{i}'].text[0]", f"must be a JSON string, got a number, {i}")
              for i in range(MAX_REPORTED_VIOLATIONS)]
     with pytest.raises(json_format.ParseError) as caught:
         lenient_json.parse_dict(wrong_texts(json_problems.WALKED), UserEvent)
@@ -99,10 +99,11 @@ def test_thousands_are_kept_to_what_an_answer_lists_and_counted_up_to_a_bound() 
         assert json_problems.stopped(caught.value)
     violations = [FieldViolation(*problem) for problem in first]
     counted = InvalidArgument([*violations, *unlisted(900)])
-    assert counted.message.endswith("must be a JSON string, got int; and 900 more violations")
+    assert counted.message.endswith(
+        "must be a JSON string, got a number, 99; and 900 more violations")
     at_least = InvalidArgument([*violations, *unlisted(900, stopped=True)])
     assert at_least.message.endswith(
-        "must be a JSON string, got int; and more than 900 other violations")
+        "must be a JSON string, got a number, 99; and more than 900 other violations")
     shorter = at_least.shorter_message(300)
     shown = shorter.count("must be a JSON string")
     assert shorter.endswith(f"; and more than {1_000 - shown} other violations"), shorter

@@ -275,7 +275,7 @@ def test_loosened_products_decode_as_their_proto3_form(pair: tuple[dict, dict]) 
 MAP_AS_LIST = {"product": {"id": "a", "attributes": [{"key": "k", "value": {"text": ["x"]}}]}}
 PLACED = [
     ({"productDetails": {"product": {"id": "p"}, "quantity": {"value": 1}}},
-     "product_details[0].quantity", "must be a whole number, got dict"),
+     "product_details[0].quantity", "must be a whole number, got an object"),
     ({"productDetails": {"product": {"id": "p"}, "quantity": 1.5}},
      "product_details[0].quantity", "Couldn't parse integer: 1.5"),  # (was quantity.value)
     ({"productDetails": {"product": {"id": "p"}, "quantity": "1.5"}},
@@ -283,12 +283,12 @@ PLACED = [
     ({"productDetails": {"product": {"id": "p", "colour": "red"}}},
      "product_details[0].product", 'no field named "colour"'),
     ({"productDetails": [MAP_AS_LIST, {"product": {"id": "b"}, "quantity": {"value": 1}}]},
-     "product_details[1].quantity", "must be a whole number, got dict"),
+     "product_details[1].quantity", "must be a whole number, got an object"),
     ({"productDetails": [MAP_AS_LIST, {"product": {"id": "b", "priceInfo": {"price": [1]}}}]},
-     "product_details[1].product.price_info.price", "must be a number, got list"),
+     "product_details[1].product.price_info.price", "must be a number, got an array"),
     ({"experimentIds": "e", "productDetails": [{"product": {"id": "a"}},
                                                {"product": {"id": "b"}, "quantity": True}]},
-     "product_details[1].quantity", "Bool value True is not acceptable for integer field"),
+     "product_details[1].quantity", "must be a whole number, got true"),
     ({"productDetails": {"product": {"id": "p", "images": {"uri": "u", "height": 1.5}}}},
      "product_details[0].product.images[0].height", "Couldn't parse integer: 1.5"),
 ]

@@ -213,7 +213,7 @@ def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.parametrize(("document", "path", "reason"), [
-    ({"visitorId": 5}, "visitor_id", "must be a JSON string, got int"),
+    ({"visitorId": 5}, "visitor_id", "must be a JSON string, got a number"),
     ({"eventTime": "2024-13-01T00:00:00Z"}, "event_time",
      "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z"),
     ({"offset": 1.5}, "offset", "Couldn't parse integer: 1.5"),
@@ -221,15 +221,15 @@ def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
      "product_details.quantity", "must be a whole number, got 'a'"),
     ({"attributes": {"k": {"numbers": ["x"]}}}, "attributes['k'].numbers[0]",
      "Couldn't parse float: x"),
-    ({"userInfo": {"ipAddress": 3}}, "user_info.ip_address", "must be a JSON string, got int"),
+    ({"userInfo": {"ipAddress": 3}}, "user_info.ip_address", "must be a JSON string, got a number"),
     ({"bogus": 1}, "", 'has no field named "bogus"'),
     ({"productDetails": [{"product": {"id": "x"}, "quantity": {"value": 1}}]},
-     "product_details.quantity", "must be a whole number, got dict"),
+     "product_details.quantity", "must be a whole number, got an object"),
     ({"attributes": {"k": {"numbers": [{"a": 1}]}}}, "attributes.numbers",
-     "must be a number, got dict"),
-    ({"experimentIds": "x"}, "experiment_ids", "must be a JSON list, got x"),
+     "must be a number, got an object"),
+    ({"experimentIds": "x"}, "experiment_ids", 'must be a JSON array, got "x"'),
     ({"attributes": {"k": {"text": "abc"}}}, "attributes['k'].text",
-     "must be a JSON list, got abc"),
+     'must be a JSON array, got "abc"'),
     ({"attributes": []}, "attributes", "must be a JSON object, got []"),
 ])
 def test_a_json_format_error_names_the_proto_field_and_says_why(
@@ -370,7 +370,7 @@ NOT_NUMBERS = [
     ({"productDetails": [{"product": {"availability": 1.5}}]},
      "product_details[0].product.availability", "got a number, 1.5"),
     ({"productDetails": [{"product": {"type": ["PRIMARY"]}}]},
-     "product_details[0].product.type", "got a list of 1"),
+     "product_details[0].product.type", "got an array of 1"),
     ({"productDetails": [{"product": {"type": {}}}]}, "product_details[0].product.type",
      "got an object"),
     ({"productDetails": [{"product": {"type": 1e300}}]}, "product_details[0].product.type",
@@ -577,9 +577,9 @@ def test_an_import_line_that_does_not_parse_is_said_by_its_column_alone(
     ({"experimentIds": ["e"], "experiment_ids": ["f"]}, "experiment_ids", "given twice"),
     # one list where one object goes: json_format said "unhashable type: 'dict'"
     ({"userInfo": [{"userId": "u"}]}, "user_info",
-     "expected one JSON object (a UserInfo), got a list"),
+     "expected one JSON object (a UserInfo), got an array"),
     ({"attributes": {"k": [{"text": ["x"]}]}}, "attributes['k']",
-     "expected one JSON object (a CustomAttribute), got a list"),
+     "expected one JSON object (a CustomAttribute), got an array"),
 ])
 def test_a_field_twice_or_a_list_for_an_object_is_refused_naming_it(
         document: dict[str, Any], path: str, says: str) -> None:
