@@ -279,9 +279,7 @@ def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str
         if key is not None:
             return [FieldViolation(where, f"Invalid JSON payload received: the key {key!r} "
                                           "is given twice in one object")]
-    exact = protojson.exact_document(body)  # (orjson read 1e-400 as 0.0)
-    if exact is not None:
-        document = exact
+    document = protojson.exact_numbers(body, document)  # (orjson read 1e-400 as 0.0)
     if route.body != "*":
         field = request.DESCRIPTOR.fields_by_name.get(route.body)
         if field is not None and field.message_type is not None and not field.is_repeated \

@@ -359,6 +359,7 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
         key = json_keys.repeated_key(line)
         if key is not None:
             raise ValueError(f"invalid JSON: the key {key!r} is given twice in one object")
+    data = protojson.exact_numbers(line, data)  # (orjson read 1e-400 as 0.0)
     try:
         return lenient_json.parse_dict(data, message_class)
     except json_format.ParseError as error:

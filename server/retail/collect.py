@@ -82,7 +82,9 @@ def parse_event_json(text: str, field: str, event: Any, max_bytes: int | None = 
         # orjson keeps the last of a key given twice: json_format judges a text that
         # may give one (json_keys), so that it is refused
         if isinstance(data, dict) and not json_keys.may_repeat(text, data):
-            event.CopyFrom(lenient_json.parse_dict(data, type(event)))
+            # (orjson read 1e-400 as 0.0: exact_numbers keeps its digits)
+            event.CopyFrom(lenient_json.parse_dict(protojson.exact_numbers(text, data),
+                                                   type(event)))
         elif isinstance(data, dict) and (twice := json_keys.repeated_key(text)) is not None:
             # (json_format's words were "Failed to load JSON: Failed to load JSON:
             # duplicate key visitorId"; a REST body's are these)
@@ -97,8 +99,9 @@ def parse_event_json(text: str, field: str, event: Any, max_bytes: int | None = 
                 # must not make `"experimentIds": "e"` bad).
                 if not isinstance(data, dict) or str(strict).startswith(_NOT_LOADED):
                     raise
-                lenient = lenient_json.normalize(data, event.DESCRIPTOR)
-                if lenient == data:
+                exact = protojson.exact_numbers(text, data)
+                lenient = lenient_json.normalize(exact, event.DESCRIPTOR)
+                if lenient == exact:
                     raise
                 event.Clear()
                 try:
