@@ -339,6 +339,27 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_FILE = ("invalid JSON: the file is gzip-compressed (it begins with gzip's bytes 1f 8b); "
              "an import reads its files as newline-delimited JSON, not unpacked: gunzip it "
              "first")
+# The UTF-8 byte order mark that Windows editors, Excel and PowerShell write at a text
+# file's start: a file's first line is read without it (RFC 8259 lets a JSON reader pass
+# over one, as jq and Python's utf-8-sig do); one at a later line's start is refused.
+UTF8_BOM = b"\xef\xbb\xbf"
+BOM_INSIDE = ("invalid JSON: the line begins with a UTF-8 byte order mark (bytes ef bb bf), "
+              "which only a file's first line may: files that each had one, joined into "
+              "one? remove the mark")
+
+
+def zero_bytes(count: int) -> str:
+    """Why a line of `count` zero bytes, and nothing else, is refused (one that ends the
+    file is read over: _is_padding)."""
+    return (f"invalid JSON: the line is {count} zero bytes (0x00) and no JSON; zero bytes "
+            "are read over only where they end the file (padding)")
+
+
+def _is_padding(raw: bytes) -> bool:
+    """Whether the line `raw` is zero bytes (white space among them) that end its file:
+    padding to a block's size (dd conv=sync, a tape), read over as gzip(1) reads over
+    the zeros after its data; with a line break after them, they are a line."""
+    return not raw.endswith(b"\n") and b"\0" in raw and not raw.strip(b"\0 \t\r")
 
 
 def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
@@ -348,6 +369,10 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     line = line.rstrip(b"\r\n")
     if line.startswith(GZIP_MAGIC):  # (its first line: was told "not valid UTF-8: the
         raise ValueError(GZIP_FILE)  # byte 0x8b at column 2", which names no cause)
+    if line.startswith(UTF8_BOM):  # (a file's first line comes without its own: _chunks)
+        raise ValueError(BOM_INSIDE)
+    if line and not line.strip(b"\0 \t"):
+        raise ValueError(zero_bytes(line.count(0)))
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -658,7 +683,9 @@ class BulkImport(Generic[R, M, V]):
                                 self.line_field, self.sources.what, size, self.max_line_bytes)))
                             raw = b""
                         offset += size
-                        if raw.strip():
+                        if line_no == 1 and raw.startswith(UTF8_BOM):
+                            raw = raw[len(UTF8_BOM):]
+                        if raw.strip() and not _is_padding(raw):
                             lines.append((f"{uri} line {line_no}", raw))
                     if offset == begin:
                         break
