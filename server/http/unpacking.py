@@ -8,6 +8,10 @@ CRC-32 and length). A gzip body cut anywhere after its header was read as the JS
 had come, and an event cut at a list's end was stored. The gateway reads bodies packed
 as they came (the site's `auto_decompress` is off) and unpacks them here, where a body
 whose last member has not ended is refused as cut short, as a deflate body was.
+
+Zero bytes after a gzip body's last member are padding (as a tape or a block device
+pads a file to its block size), read over as gzip(1) and Python's gzip module read
+them; anything else after them is refused, as it is after a member.
 """
 
 from __future__ import annotations
@@ -44,12 +48,13 @@ class Unpacker:
     """Unpacks one body of Content-Encoding `coding` ("gzip" or "deflate") as its bytes
     arrive (`pieces`) and says whether it ended where its packed data did (`end`)."""
 
-    __slots__ = ("_coding", "_member", "_members", "_started")
+    __slots__ = ("_coding", "_member", "_members", "_padding", "_started")
 
     def __init__(self, coding: str) -> None:
         self._coding = coding
         self._member: zlib._Decompress | None = None  # (made at the first byte)
         self._members = 0
+        self._padding = 0  # zero bytes read after the last gzip member
         self._started = False  # some bytes came
 
     def pieces(self, chunk: bytes) -> Iterator[bytes]:
@@ -59,6 +64,8 @@ class Unpacker:
         while data or more:
             member = self._member
             if member is None or member.eof:
+                if self._is_padding(data):
+                    return
                 member = self._next_member(data)
             try:
                 piece = member.decompress(data, PIECE_BYTES)
@@ -74,6 +81,21 @@ class Unpacker:
         has no trailer, its deflate stream no final block): it was cut short."""
         if self._started and (self._member is None or not self._member.eof):
             raise NotUnpacked(not_unpacked(self._coding, CUT_SHORT))
+
+    def _is_padding(self, data: bytes) -> bool:
+        """Whether `data`, which comes after a whole gzip member, is zero bytes (of the
+        padding that ends a body: then read over); NotUnpacked for bytes other than
+        zeros after some."""
+        if self._coding != "gzip" or not self._started or not self._padding and data[0]:
+            return False
+        rest = data.lstrip(b"\0")
+        if rest:
+            zeros = self._padding + len(data) - len(rest)
+            raise NotUnpacked(not_unpacked(self._coding, (
+                f"after its gzip data and {zeros} zero bytes of padding it goes on with "
+                "other bytes")))
+        self._padding += len(data)
+        return True
 
     def _next_member(self, data: bytes) -> zlib._Decompress:
         """The unpacker of the member that begins with `data`: a gzip body may hold
