@@ -1,8 +1,11 @@
 """A server-streaming RPC over HTTP, as server-sent events (what a browser's
-EventSource reads): one `data:` line of proto3 JSON per message, after an `id:` line
+EventSource reads): one `data:` line of proto3 JSON per message, then an `id:` line
 when the message says where the stream is (a stored row's id, a batch's last): an
 EventSource that reconnects sends it back as Last-Event-ID, and a watch asked so goes
-on after it (its request's after_id), as the console does with afterId.
+on after it (its request's after_id), as the console does with afterId. The id comes
+after the data, with the event's end: a client that takes it as its line comes (the
+HTML spec takes it once the event is whole; npm's `eventsource` at once) and loses
+the connection within the data has not read it, and reads the event again.
 
 The stream is opened (key, request, admission) before the answer starts, so a
 refused one gets Google's JSON error with its HTTP code like any call; a
@@ -163,13 +166,13 @@ PIECE_BYTES = 64 * 1024
 
 
 async def _send(response: web.StreamResponse, writer: AbstractStreamWriter,
-                parts: list[bytes], head: bytes = b"") -> None:
-    """One event whose data is `parts` joined, after `head` (its id: line), written
-    PIECE_BYTES at a time; a client that takes no piece for SEND_SECONDS is let go
-    (console/feed.py)."""
+                parts: list[bytes], tail: bytes = b"") -> None:
+    """One event whose data is `parts` joined, then `tail` (its id: line: see the
+    module's docstring), written PIECE_BYTES at a time; a client that takes no piece
+    for SEND_SECONDS is let go (console/feed.py)."""
     pending = bytearray()
     # (one `data:` line: compact JSON holds no line break, its strings' are escaped)
-    for part in (head, b"data: ", *parts, b"\n\n"):
+    for part in (b"data: ", *parts, b"\n", tail, b"\n"):
         view = memoryview(part)
         while view:
             room = PIECE_BYTES - len(pending)
