@@ -86,3 +86,37 @@ def test_a_bulk_job_reads_its_events_in_batches_bounded_by_bytes(
     assert max(batches) <= BOUND, (
         f"{job} read {max(batches):,} bytes of events in one batch (batches: {batches}); "
         f"an import's batch holds about 8 MiB")
+
+
+def _peak_rss_mb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status
+                    if line.startswith("VmHWM:"))
+
+
+def test_a_rejoin_holds_its_events_decoded_a_few_details_at_a_time(
+        running: Running, channel: grpc.Channel) -> None:
+    """h7's review: 8 MiB of events of 200,000 product details each (1.4 MB, six to
+    a batch) decode to about 450 MB (75 MB an event: a Product message each), and the
+    rejoin decoded its whole batch before it joined any: h5's 20 such events took the
+    server to 1.08 GB (1.78 GB at 1,000 a batch). The server runs in this process: its
+    peak RSS (VmHWM, reset before the rejoin) is the rejoin's: 557 MB before, 177 after."""
+    retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+    for n in range(6):
+        event = user_event_pb2.UserEvent(event_type="detail-page-view", visitor_id=f"v{n}")
+        event.event_time.FromJsonString("2024-01-01T00:00:00Z")
+        for _ in range(200_000):
+            event.product_details.add().product.id = "a"
+        retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+            parent=PARENT, user_event=event), timeout=120)
+    del event
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # (VmHWM from here on)
+    except OSError:
+        pytest.skip("the peak RSS cannot be reset here")
+    before = _peak_rss_mb()
+    wait(channel, retail.RejoinUserEvents(user_event_service_pb2.RejoinUserEventsRequest(
+        parent=PARENT)))
+    grown = _peak_rss_mb() - before
+    assert grown < 320, f"the rejoin of six events of 1.4 MB grew the server by {grown} MB"
