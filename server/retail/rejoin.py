@@ -19,6 +19,11 @@ from server.store.rows import EventQuery, EventUpdate, Progress, Step, StepResul
 
 KIND = "rejoin-user-events"
 BATCH = 1_000  # events read at once, and at most about an import's batch of bytes
+# ... and decoded and joined this many bytes of them at a time (an event larger alone):
+# decoded, an event is far larger than its bytes, most of all one of many product
+# details (a Product message each: 75 MB for 200,000 details in 1.4 MB), and a batch
+# of 8 MiB of such events decoded at once took the server to 1.08 GB.
+GROUP_BYTES = 1024 * 1024
 Scope = user_event_service_pb2.RejoinUserEventsRequest.UserEventRejoinScope
 # Google's scopes: UNSPECIFIED is all events.
 _JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS: True,
@@ -64,22 +69,9 @@ def run_rejoin(ctx: JobContext, max_event_bytes: int = Settings.max_event_bytes)
                                 reading)
         if not batch:
             break
-        events = [user_event_pb2.UserEvent.FromString(source or payload)
-                  for _, payload, source in batch]
-        products = join.load_products(ctx.store, query.catalog, join.product_ids(events))
         updates: list[EventUpdate] = []
-        joined_count = 0
-        for (row_id, payload, source), event in zip(batch, events, strict=True):
-            received = source or payload
-            # (serialized again rather than taken from join_within, which gives
-            # `received` where the join left the event as it was: what a stored event
-            # is rewritten with stays the event serialized by this version)
-            joined, _ = join.join_within(query.catalog, event, products, received,
-                                         max_event_bytes)
-            joined_count += joined
-            stored = event.SerializeToString(deterministic=True)
-            updates.append(EventUpdate(row_id, joined, stored,
-                                       received if stored != received else None))
+        joined_count = sum(_rejoin(ctx, query.catalog, group, updates, max_event_bytes)
+                           for group in _groups(batch))
         after = {"last_id": batch[-1][0], "rejoined": state["rejoined"] + joined_count}
 
         def progress(_: StepResult, after: dict[str, int] = after) -> Progress:
@@ -92,3 +84,42 @@ def run_rejoin(ctx: JobContext, max_event_bytes: int = Settings.max_event_bytes)
         rejoined_user_events_count=state["rejoined"])
     ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, "the rejoin"),
                orjson.dumps(state))
+
+
+Row = tuple[int, bytes, bytes | None]
+
+
+def _groups(batch: list[Row]) -> list[list[Row]]:
+    """`batch` in groups of about GROUP_BYTES (stored and received), an event larger
+    alone: each is decoded and joined once the one before is let go."""
+    groups: list[list[Row]] = [[]]
+    size = 0
+    for row in batch:
+        bytes_ = len(row[1]) + len(row[2] or b"")
+        if groups[-1] and size + bytes_ > GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(row)
+        size += bytes_
+    return groups
+
+
+def _rejoin(ctx: JobContext, catalog: str, group: list[Row], updates: list[EventUpdate],
+            max_event_bytes: int) -> int:
+    """Join the events of `group` with the catalog's products, adding their updates to
+    `updates`; how many joined."""
+    events = [user_event_pb2.UserEvent.FromString(source or payload)
+              for _, payload, source in group]
+    products = join.load_products(ctx.store, catalog, join.product_ids(events))
+    joined_count = 0
+    for (row_id, payload, source), event in zip(group, events, strict=True):
+        received = source or payload
+        # (serialized again rather than taken from join_within, which gives
+        # `received` where the join left the event as it was: what a stored event
+        # is rewritten with stays the event serialized by this version)
+        joined, _ = join.join_within(catalog, event, products, received, max_event_bytes)
+        joined_count += joined
+        stored = event.SerializeToString(deterministic=True)
+        updates.append(EventUpdate(row_id, joined, stored,
+                                   received if stored != received else None))
+    return joined_count
