@@ -114,9 +114,20 @@ def ip_prefix(host: str) -> str:
     address, one seen as IPv6 too (`::ffff:1.2.3.4`, a dual-stack listener's; and
     `64:ff9b::1.2.3.4`, the well-known prefix a translator in front of an IPv6-only
     server (NAT64, SIIT) gives IPv4 clients: counted by its /64, every IPv4 client
-    would be one); an IPv6 address's /64 (one client is given a whole /64, and the
-    zone of a link-local one names the server's interface, not the client); else as
-    it is."""
+    would be one); an IPv6 address that carries its client's IPv4 address (6to4's
+    2002:AABB:CCDD::/48 is the site of one IPv4 address: by its /64s it had 65,536
+    budgets; Teredo's 2001::/32 holds its relay server's address in its /64 and its
+    client's NAT address, inverted, last: by its /64, every client of one relay was
+    one), that IPv4 address; an IPv6 address's /64 (one client is given a whole /64,
+    and the zone of a link-local one names the server's interface, not the client);
+    else as it is.
+
+    Not a coarser prefix: a /64 is what Cloudflare's rate limiting and GitLab's
+    per-address limits (by default) count an IPv6 client by, and nginx counts every
+    address alone. Providers hand a customer a /56 or a /48 too, but a /48 is as often
+    a whole site of many (a campus, a mobile carrier's pool of /64s, one to a
+    device): counted by it, their visitors would share one budget, and one of them
+    would have every other's health checks, files and refusals wait."""
     try:
         ip = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
@@ -126,6 +137,10 @@ def ip_prefix(host: str) -> str:
             return str(ip.ipv4_mapped)
         if ip in _TRANSLATED:
             return str(ipaddress.IPv4Address(ip.packed[-4:]))
+        if ip.sixtofour is not None:
+            return str(ip.sixtofour)
+        if ip.teredo is not None:
+            return str(ip.teredo[1])
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
 

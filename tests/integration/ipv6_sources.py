@@ -28,7 +28,12 @@ from tests.interop.http2 import (
 SERVER = "2001:db8:1:2::a"
 SAME_64 = ("2001:db8:1:2::b", "2001:db8:1:2::c", "2001:db8:1:2::e")  # the server's /64 too
 OTHER_64 = "2001:db8:1:3::d"
-ADDRESSES = (SERVER, *SAME_64, OTHER_64)  # (what the namespace's loopback is given)
+# Two /64s of the 6to4 site of 203.0.113.7 (one IPv4 client), and two Teredo clients
+# (192.0.2.45 and 192.0.2.46) of one relay server, 65.54.227.120 (one /64)
+SIX_TO_FOUR = ("2002:cb00:7107:1::b", "2002:cb00:7107:2::c")
+TEREDO = ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:4136:e378:8000:63bf:3fff:fdd1")
+# (what the namespace's loopback is given)
+ADDRESSES = (SERVER, *SAME_64, OTHER_64, *SIX_TO_FOUR, *TEREDO)
 KEY = "ipv6-sources-reader-key-0123456789"
 WATCH = "/grpc.health.v1.Health/Watch"
 
@@ -94,7 +99,7 @@ def main() -> None:
             sock.close()
         held.clear()
         # gRPC: one health watch without a key per client address (the flag at 1)
-        for source in (SAME_64[0], SAME_64[1], OTHER_64):
+        for source in (SAME_64[0], SAME_64[1], OTHER_64, *SIX_TO_FOUR, *TEREDO):
             outcome, sock = watch(source, server.port)
             held.append(sock)
             said[f"grpc watch from {source}"] = outcome

@@ -1,4 +1,5 @@
-"""Over real sockets, the addresses of one IPv6 /64 are one client (ports.ip_prefix):
+"""Over real sockets, the addresses of one IPv6 /64 are one client (ports.ip_prefix),
+and an IPv6 address that carries an IPv4 one (6to4, Teredo) is that IPv4 client:
 in a network namespace of its own (`unshare -rn`: no privilege needed where user
 namespaces are allowed; skipped where they are not), whose loopback holds addresses
 of two /64s, clients bind each socket to an address of their own. On the host's
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .ipv6_sources import ADDRESSES, OTHER_64, SAME_64
+from .ipv6_sources import ADDRESSES, OTHER_64, SAME_64, SIX_TO_FOUR, TEREDO
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,4 +46,10 @@ def test_the_addresses_of_one_64_are_one_client() -> None:
         f"grpc watch from {SAME_64[0]}": "watching",
         f"grpc watch from {SAME_64[1]}": "refused",
         f"grpc watch from {OTHER_64}": "watching",
+        # 6to4: two /64s of one IPv4 address's site are one client
+        f"grpc watch from {SIX_TO_FOUR[0]}": "watching",
+        f"grpc watch from {SIX_TO_FOUR[1]}": "refused",
+        # Teredo: two clients of one relay (one /64) are two
+        f"grpc watch from {TEREDO[0]}": "watching",
+        f"grpc watch from {TEREDO[1]}": "watching",
     }, ran.stderr[-3000:]

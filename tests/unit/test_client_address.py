@@ -35,6 +35,14 @@ from server.ports import client_address, ip_prefix
     ("64:ff9b::203.0.113.7", "203.0.113.7"),
     ("64:ff9b::cb00:7107", "203.0.113.7"),
     ("64:ff9b::1:cb00:7107", "64:ff9b::/64"),  # (outside its /96: an address as any)
+    # an IPv4 address carried in IPv6: 6to4's site (2002:AABB:CCDD::/48, every /64 of
+    # it), and a Teredo client's NAT address (its last 32 bits inverted; the /64 before
+    # them is its relay server's, shared by every client of that relay)
+    ("2002:cb00:7107::1", "203.0.113.7"),
+    ("2002:cb00:7107:ffff:1::9", "203.0.113.7"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd1", "192.0.2.46"),  # (the same relay: another)
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),  # (2001:db8::/32 is not Teredo's)
     # one /64, however its address is spelled
     ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
     ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
