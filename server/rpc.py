@@ -39,6 +39,7 @@ from server.errors import (
     MORE_VIOLATIONS,
     FootfallError,
     InvalidArgument,
+    PermissionDenied,
     ResourceExhausted,
     more_violations,
     to_rpc_status,
@@ -269,6 +270,9 @@ def _guard(handler: grpc.RpcMethodHandler, method: str, envelope: Envelope,
                            context, held,
                            large=isinstance(raw, bytes) and len(raw) > LARGE_REQUEST_BYTES)
         if isinstance(answer, FootfallError):
+            if isinstance(answer, PermissionDenied):  # (past its key's budget, after a delay)
+                await envelope.policy.denied(method, context.invocation_metadata(),  # type: ignore[arg-type]
+                                             client_address(context.peer()))
             status = rpc_status.to_status(status_of(answer))
             # grpc keeps the abort's exception in the call's state, which this frame holds
             # through `context`: a cycle, freed by the collector alone. Held in it, each

@@ -44,6 +44,7 @@ from server.errors import (
     DeadlineExceeded,
     FootfallError,
     InvalidArgument,
+    PermissionDenied,
     RequestTooLarge,
     ResourceExhausted,
     Unauthenticated,
@@ -79,12 +80,13 @@ from server.http.routes import Route, Router, derive_routes
 from server.http.unpacking import NotUnpacked, Unpacker, packed_limit
 from server.loop import off_loop
 from server.operations import records
-from server.policy import Policy
+from server.policy import Policy, refusal_budget
 from server.policy.auth import (
     READER_METHODS,
     Grant,
     MissingKey,
     NotYourProject,
+    Role,
     other_scheme,
     project_of,
 )
@@ -534,7 +536,8 @@ class HttpGateway:
             paced = self._policy.key_paces.of(grant, context.time_remaining, held=True)
             if paced is not None:  # (its body not read meanwhile)
                 assert grant is not None
-                await self._wait_for_time(request, paced, grant)
+                await self._wait_for_time(request, paced, grant,
+                                          ip_prefix(requester.ip_address))
                 if paced.refusal is not None:
                     raise paced.refusal
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
@@ -569,6 +572,12 @@ class HttpGateway:
                 past = keyless and await self._policy.keyless_refusals.refused(client)
             except ResourceExhausted as waiting:  # (too many wait: at once, closing)
                 return self._refused(request, route, output, waiting, closing=True)
+            # A known key refused for its role or project, past the key's budget of
+            # refusals (refusal_budget), as well: answered at once, 4 connections of a
+            # reader key's writes had 640 refused a second, 0.35 of a core.
+            if grant is not None and grant.role is not Role.ADMIN \
+                    and isinstance(refused, PermissionDenied):
+                past = await self._policy.keyless_refusals.spend(refusal_budget(grant, client))
             return self._refused(request, route, output, refused,
                                  closing=past or isinstance(exc, TooManyWaiting))
         if route.method.server_streaming:
@@ -596,7 +605,12 @@ class HttpGateway:
             if stop is not None:
                 stop()
         if isinstance(answer, FootfallError):
-            return self._refused(request, route, output, answer)
+            # (its role or project refused once its body named them: paced as above)
+            past = grant is not None and grant.role is not Role.ADMIN \
+                and isinstance(answer, PermissionDenied) and \
+                await self._policy.keyless_refusals.spend(
+                    refusal_budget(grant, ip_prefix(requester.ip_address)))
+            return self._refused(request, route, output, answer, closing=past)
         body, headers = answer
         return self._cors(request, route, web.Response(body=body, headers=headers))
 
@@ -631,24 +645,30 @@ class HttpGateway:
                                  grant)
         assert grant is not None
         return self._paced_pixel(request, paced, grant, functools.partial(
-            self._collect, request, route, path_values, collect_queued, started, context, grant))
+            self._collect, request, route, path_values, collect_queued, started, context, grant),
+            ip_prefix(requester.ip_address))
 
     async def _paced_pixel(self, request: web.Request, paced: Paced, grant: Grant,
-                           collect: Callable[[ResourceExhausted | None], web.Response]
-                           ) -> web.Response:
+                           collect: Callable[[ResourceExhausted | None],
+                                             web.Response | Coroutine[Any, Any, web.Response]],
+                           client: str) -> web.Response:
         """The answer of `collect()`, a pixel's rest, once its paced key's time has
         come; its refusal after as long when that is too far off (KeyPaces), or,
         closing, when too many of the key's requests wait already (at once within its
         client address's budget of refusals: see _wait_for_time)."""
         try:
-            await self._wait_for_time(request, paced, grant)
+            await self._wait_for_time(request, paced, grant, client)
         except TooManyWaiting as refusal:
             answer = collect(refusal)
+            if not isinstance(answer, web.Response):  # (a pace refusal: never Denied)
+                answer = await answer
             answer.force_close()
             return answer
-        return collect(paced.refusal)
+        answer = collect(paced.refusal)
+        return answer if isinstance(answer, web.Response) else await answer
 
-    async def _wait_for_time(self, request: web.Request, paced: Paced, grant: Grant) -> None:
+    async def _wait_for_time(self, request: web.Request, paced: Paced, grant: Grant,
+                             client: str) -> None:
         """Wait for a paced key's call's time (`paced`); given up (its task cancelled)
         if its connection is lost meanwhile, its time given back to the key. aiohttp
         cancels no handler when its client goes: 2,202 paced requests sent, each
@@ -666,10 +686,9 @@ class HttpGateway:
         too_many = paces.hold(grant, paced, self._paced_waiting)
         if too_many is not None:
             refusals = self._policy.keyless_refusals
-            # (a budget of the key's own: of its client address's, a flood of the key's
-            # took the budget of the address's health checks and probes, each of
-            # which then waited a second as well)
-            budget = f"key {grant.identity.hex()}"
+            # (a budget of the key's own, a writer key's by `client` too: see
+            # refusal_budget)
+            budget = refusal_budget(grant, client)
             if refusals.past(budget):
                 stop = _cancel_when_lost(request)
                 try:
@@ -694,9 +713,11 @@ class HttpGateway:
     def _collect(self, request: web.Request, route: Route, path_values: dict[str, str],
                  collect_queued: CollectQueued, started: float, context: CallContext,
                  grant: Grant | None, refusal: ResourceExhausted | None = None
-                 ) -> web.Response:
+                 ) -> web.Response | Coroutine[Any, Any, web.Response]:
         """A pixel whose key is known good (`grant`), the rest of `_pixel`: collected,
-        or refused (by `refusal`, that of its key's pace, if any)."""
+        or refused (by `refusal`, that of its key's pace, if any); a coroutine that
+        answers a refusal of its key's role or project once it has waited, past the
+        key's budget of refusals (see _handle)."""
         method, envelope, policy = route.grpc_method, self._envelope, self._policy
         query = request.query
         origin.set_transport(origin.PIXEL)
@@ -711,15 +732,33 @@ class HttpGateway:
             collect_queued(message, context.requester,
                            envelope.refused_later(method, message, admission, grant))
         except Exception as exc:
+            known = grant
             if message is None:  # its query could not be read: kept as its path names it
                 message, grant = envelope.bare_request(
                     method, functools.partial(transcode.path_request, route, path_values),
                     grant)
-            return self._refused(request, route, transcode.DEFAULT_OUTPUT, envelope.refuse(
-                method, exc, started, context, admission, message, grant))
+            refused = envelope.refuse(method, exc, started, context, admission, message, grant)
+            answer = self._refused(request, route, transcode.DEFAULT_OUTPUT, refused)
+            if known is not None and known.role is not Role.ADMIN \
+                    and isinstance(refused, PermissionDenied):
+                budget = refusal_budget(known, ip_prefix(context.requester.ip_address))
+                if policy.keyless_refusals.past(budget):
+                    return self._delayed(answer, budget)
+            return answer
         policy.record(method, TRANSPORT, grpc.StatusCode.OK, time.perf_counter() - started,
                       admission)
         return self._cors(request, route, pixel.gif())
+
+    async def _delayed(self, answer: web.Response, budget: str) -> web.Response:
+        """`answer`, a refusal of a known key's call past its `budget` of refusals
+        (server.policy.refusal_budget), after their delay, closing its connection; at
+        once, closing, when too many of the budget's answers wait already."""
+        try:
+            await self._policy.keyless_refusals.wait(budget)
+        except ResourceExhausted:
+            pass
+        answer.force_close()
+        return answer
 
     async def _paced(self, answer: web.Response, address: str) -> web.Response:
         """`answer`, the refusal of a pixel without a key from `address` past its

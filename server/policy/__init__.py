@@ -39,6 +39,7 @@ from server.policy.auth import (
     WRITER_METHODS,
     Authenticator,
     Grant,
+    Role,
     authorize,
     project_of,
     resource_fields,
@@ -206,6 +207,20 @@ class Policy:
             return None
 
         return recheck
+
+    async def denied(self, method: str, metadata: Metadata, client: str) -> bool:
+        """For a call of `method` refused PERMISSION_DENIED (its key's role or project)
+        from `client` (ports.ip_prefix): whether its key's budget of refusals
+        (refusal_budget) is past, after their delay if it is, as a refusal for want of
+        a key waits past its address's (KeylessRefusals). Answered at once, one
+        client's loop of a reader key's writes had the server refuse 630-875 a second
+        over gRPC (~0.4 of a core), as fast as the client asked."""
+        try:
+            grant = self.authenticate_early(method, metadata)
+        except FootfallError:  # (its key taken away meanwhile: refused for that)
+            return False
+        return grant is not None and grant.role is not Role.ADMIN and \
+            await self.keyless_refusals.spend(refusal_budget(grant, client))
 
     def has_fault(self, header: str | None) -> bool:
         """Whether a call whose x-footfall-fail header is `header` may have a fault
@@ -405,6 +420,16 @@ class LineBudget:
 KEYLESS_REFUSALS_PER_SECOND, KEYLESS_REFUSALS_BURST = 20, 200
 KEYLESS_REFUSAL_DELAY = 1.0
 WAITING_PER_ADDRESS = 256
+# (The refusals past that bound are answered at once on purpose. A refusal that waits
+# holds its place: over gRPC one of --max-concurrent-rpcs (grpc counts a call until it
+# ends; one refused past its caller's share holds one outside that share), over HTTP a
+# connection. A wait only paces a caller by the places it may hold (it is refused
+# `waiting / KEYLESS_REFUSAL_DELAY` times a second), so waiting past the bound would not
+# slow a caller that has more, only let it hold every place, and every other caller
+# would be refused: worse than a refusal's CPU. Past it, over HTTP, the connection is
+# closed too, and the caller pays a new one for each. A client of one budget keeping
+# 600 calls in flight (a reader key's writes, refused for its role) had 490-630 refused
+# a second, 0.35-0.46 of a core, as fast as it asked (a loaded machine, load 17).)
 # The files anyone may fetch (the console's pages, /footfall.js, /metrics) and the CORS
 # preflights a browser sends before a call have a budget of their own per address, of
 # this much: a person opening the console fetches some 30 files (an unchanged one a
@@ -413,6 +438,19 @@ WAITING_PER_ADDRESS = 256
 # /console/app.js without a key had 5,800 answered a second and another client's
 # durable writes went from 1,100 a second to 440.
 KEYLESS_FILES_PER_SECOND, KEYLESS_FILES_BURST = 100, 500
+
+
+def refusal_budget(grant: Grant, client: str) -> str:
+    """The budget of refusals (KeylessRefusals) that a refusal of a call of `grant`'s key
+    from `client` (ports.ip_prefix) spends, when it is refused for the key's own doing (past
+    its share of calls, its pace's waiting, its role or project): the key's own, and a
+    writer key's by client address too. A writer key is public (a shop's pages carry it)
+    and each of the shop's visitors calls with it: one budget of the key's, one client
+    with it spent it, and every visitor's refusals (a pixel of a page naming another
+    catalog, one past the pace of the key) waited a second each. Never its address's
+    alone: a flood of the key's then had the address's health checks and probes wait."""
+    budget = f"key {grant.identity.hex()}"
+    return f"{budget} from {client}" if grant.role is Role.WRITER else budget
 
 
 class KeylessRefusals:
@@ -447,6 +485,19 @@ class KeylessRefusals:
     def past_files(self, address: str) -> bool:
         """As `past`, of the budget of fetches of files and preflights of `address`."""
         return self._files.try_take(address) is not None
+
+    async def spend(self, budget: str) -> bool:
+        """For a refusal of a known key's call (see refusal_budget), which has an answer
+        of its own: whether `budget` is past, after waiting KEYLESS_REFUSAL_DELAY if it
+        is; at once when too many of its answers wait already (WAITING_PER_ADDRESS),
+        its own refusal then answered, not the one `wait` raises for want of a key."""
+        if not self.past(budget):
+            return False
+        try:
+            await self.wait(budget)
+        except ResourceExhausted:
+            pass
+        return True
 
     async def wait(self, address: str) -> None:
         """Wait KEYLESS_REFUSAL_DELAY before the answer of `address`, past its

@@ -27,10 +27,18 @@ lines of one caller within a budget (as those of the calls refused of one client
 address are, server.policy.PUBLIC_KEY_LINES): refused before anything of the call is
 read, it has no call line of its own, and a client holding its share and asking on
 had every refusal unseen. Its answer spends a budget of refusals (Refused.budget: its
-key's own, else its client address's), as server.policy.KeylessRefusals paces those
-for want of a key: a burst of 200 and 20 a second at once, each past them after a
-second. Answered at once, a key holding its share and asking on with 200 calls in
-flight had the server refuse 2,970 a second, 0.81 of a core (250 a second now, 0.07).
+key's own, a writer key's by client address: server.policy.refusal_budget; else its
+client address's), as server.policy.KeylessRefusals paces those for want of a key: a
+burst of 200 and 20 a second at once, each past them after a second. Answered at
+once, a key holding its share and asking on with 200 calls in flight had the server
+refuse 2,970 a second, 0.81 of a core (250 a second now, 0.07). Past WAITING_PER_ADDRESS
+of one budget waiting (or a tenth of --max-concurrent-rpcs in all), it is refused at
+once: a call that waits holds its place in --max-concurrent-rpcs (grpc counts it until
+it ends) outside its caller's share, and had such calls waited without a bound, one
+key's client keeping enough in flight would have held every place, every other
+caller refused. Refused at once, they cost the server what a client makes them cost
+(~285 us each, and it must keep its share and 256 more in flight for any); the
+bound's places are what keeps the server reachable for the rest.
 
 A call of a paced key (calls_per_second in the keys file) waits here for its time, as
 server.policy.paces has it, before its request is read.
@@ -44,7 +52,13 @@ from functools import lru_cache
 from typing import Any
 
 from server.errors import FootfallError
-from server.policy import PUBLIC_KEY_LINES, WAITING_PER_ADDRESS, KeylessRefusals, LineBudget
+from server.policy import (
+    PUBLIC_KEY_LINES,
+    WAITING_PER_ADDRESS,
+    KeylessRefusals,
+    LineBudget,
+    refusal_budget,
+)
 from server.policy.auth import Authenticator, Grant, Role
 from server.policy.call_ends import at_call_end
 from server.policy.metrics import Metrics
@@ -85,9 +99,9 @@ _address_of = lru_cache(maxsize=4096)(client_address)
 @dataclass(frozen=True)
 class Refused:
     """A call refused past its caller's share: what its status says; whose budget of
-    refusals its answer spends (KeylessRefusals: `key <identity in hex>`, the one a
-    paced key's HTTP requests refused past those waiting spend, else a client
-    address); and whether its caller has no key (auth on)."""
+    refusals its answer spends (KeylessRefusals: its key's, as refusal_budget has it,
+    the one a paced key's HTTP requests refused past those waiting spend, else a
+    client address); and whether its caller has no key (auth on)."""
 
     message: str
     budget: str
@@ -131,8 +145,8 @@ class CallShares:
         if caller is not None:
             held = self._held.get(caller, 0)
             if held >= self.share:
-                return Refused(self._refuse(caller, grant, held),
-                               str(caller) if grant is None else f"key {grant.identity.hex()}")
+                return Refused(self._refuse(caller, grant, held), str(caller) if grant is None
+                               else refusal_budget(grant, _address_of(context.peer())))
             self._held[caller] = held + 1
             at_call_end(lambda _task: self._leave(caller))  # (no cycle: see call_ends)
         return self._paces.of(grant, context.time_remaining)

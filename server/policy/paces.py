@@ -21,7 +21,8 @@ a key's holder (anyone, for a shop's writer key) could hold every connection, ea
 waiting its 2 s. So a key's HTTP requests wait at most those its pace serves within
 PACE_WAIT and WAITING_PAST_PACE more (never more than the gateway allows one key, a
 quarter of --http-max-connections); the next is refused (KeyPaces.hold), at once
-within a budget of refusals of the key's own and after their delay past it, as a
+within a budget of refusals of the key's own (a writer key's by client address:
+server.policy.refusal_budget) and after their delay past it, as a
 refusal for want of a key is past its address's (server.http.gateway): each answered
 at once, a client keeping a key past that bound had the server refuse 1,900 a second.
 """
