@@ -127,7 +127,9 @@ def ip_prefix(host: str) -> str:
     address alone. Providers hand a customer a /56 or a /48 too, but a /48 is as often
     a whole site of many (a campus, a mobile carrier's pool of /64s, one to a
     device): counted by it, their visitors would share one budget, and one of them
-    would have every other's health checks, files and refusals wait."""
+    would have every other's health checks, files and refusals wait. The budgets of
+    refusals and files bound a /48's /64s together as well, at 16 times one's
+    (server.policy.SITE_BUDGETS)."""
     try:
         ip = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import ipaddress
 import logging
 import math
 import re
@@ -438,6 +440,17 @@ WAITING_PER_ADDRESS = 256
 # /console/app.js without a key had 5,800 answered a second and another client's
 # durable writes went from 1,100 a second to 440.
 KEYLESS_FILES_PER_SECOND, KEYLESS_FILES_BURST = 100, 500
+# An IPv6 client's budgets are its /64's (ports.ip_prefix), and a hosting provider's
+# customer is given a /56 or a /48 as well: 256 or 65,536 /64s, each with budgets of its
+# own. So the /64s of one /48 (its "site") share budgets of SITE_BUDGETS times one
+# /64's as well (a burst of 3,200 refusals and 320 a second; of files, 8,000 and 1,600),
+# and at most WAITING_PER_ADDRESS of its answers wait at once, as one address's: never
+# one /48 for one budget, which a campus or a mobile carrier's pool of /64s (one to a
+# phone) is, whose visitors would all wait for one of them. (Cloudflare and GitLab
+# count an IPv6 client by its /64 alone; a provider's /48 had 65,536 times a client's
+# budget, and with 4 of its /64s held every place the refusals of all addresses wait in.)
+SITE_BUDGETS = 16
+SITE_PREFIX = 48
 
 
 def refusal_budget(grant: Grant, client: str) -> str:
@@ -464,6 +477,11 @@ class KeylessRefusals:
                                      burst=KEYLESS_REFUSALS_BURST)
         self._files = TokenBuckets(KEYLESS_FILES_PER_SECOND * 60, clock,
                                    burst=KEYLESS_FILES_BURST)
+        # (of the /48s of IPv6 clients: see SITE_BUDGETS)
+        self._site_buckets = TokenBuckets(KEYLESS_REFUSALS_PER_SECOND * SITE_BUDGETS * 60,
+                                          clock, burst=KEYLESS_REFUSALS_BURST * SITE_BUDGETS)
+        self._site_files = TokenBuckets(KEYLESS_FILES_PER_SECOND * SITE_BUDGETS * 60, clock,
+                                        burst=KEYLESS_FILES_BURST * SITE_BUDGETS)
         self._most = most_waiting
         self.waiting = 0
         self._by_address: dict[str, int] = {}
@@ -479,12 +497,13 @@ class KeylessRefusals:
     def past(self, address: str) -> bool:
         """Whether `address` is past its budget (within it, one refusal of it is
         taken): for a caller that answers at once without a coroutine when it is
-        not, and awaits `wait` when it is (a browser's pixel, see gateway._pixel)."""
-        return self._buckets.try_take(address) is not None
+        not, and awaits `wait` when it is (a browser's pixel, see gateway._pixel).
+        An IPv6 /64's is its own and its /48's (SITE_BUDGETS)."""
+        return _past(self._buckets, self._site_buckets, address)
 
     def past_files(self, address: str) -> bool:
         """As `past`, of the budget of fetches of files and preflights of `address`."""
-        return self._files.try_take(address) is not None
+        return _past(self._files, self._site_files, address)
 
     async def spend(self, budget: str) -> bool:
         """For a refusal of a known key's call (see refusal_budget), which has an answer
@@ -504,25 +523,56 @@ class KeylessRefusals:
         budget, is sent. Raises ResourceExhausted at once when too many answers
         wait already (of the address, or in all): the call is then refused, never
         answered as one that waited."""
-        held = self._by_address.get(address, 0)
-        if held >= WAITING_PER_ADDRESS:
-            raise ResourceExhausted(
-                f"this client address has {held} calls without an API key waiting already, "
-                f"each past its budget answered after {KEYLESS_REFUSAL_DELAY:g} s; send a key "
-                f"(x-goog-api-key), or fewer calls", retry_after=KEYLESS_REFUSAL_DELAY)
+        site = site_of(address)
+        for holder, who in ((address, "client address"), (site, "client network")):
+            held = self._by_address.get(holder, 0) if holder is not None else 0
+            if held >= WAITING_PER_ADDRESS:
+                raise ResourceExhausted(
+                    f"this {who} has {held} calls without an API key waiting already, "
+                    f"each past its budget answered after {KEYLESS_REFUSAL_DELAY:g} s; send "
+                    f"a key (x-goog-api-key), or fewer calls", retry_after=KEYLESS_REFUSAL_DELAY)
         if self.waiting >= self._most:
             raise ResourceExhausted(
                 f"{self.waiting} calls without an API key are waiting already; send a key "
                 f"(x-goog-api-key)", retry_after=KEYLESS_REFUSAL_DELAY)
-        self._by_address[address] = held + 1
+        holders = (address,) if site is None else (address, site)
+        for holder in holders:
+            self._by_address[holder] = self._by_address.get(holder, 0) + 1
         self.waiting += 1
         try:
             await asyncio.sleep(KEYLESS_REFUSAL_DELAY)
         finally:
             self.waiting -= 1
-            left = self._by_address.pop(address) - 1
-            if left:
-                self._by_address[address] = left
+            for holder in holders:
+                left = self._by_address.pop(holder) - 1
+                if left:
+                    self._by_address[holder] = left
+
+
+@functools.lru_cache(maxsize=4096)
+def site_of(address: str) -> str | None:
+    """The /48 (SITE_PREFIX) of an IPv6 client's /64 as ports.ip_prefix writes it
+    (`2001:db8:1:2::/64` -> `2001:db8:1::/48`); None for anything else (an IPv4
+    address, a key's budget: see refusal_budget)."""
+    if not address.endswith("/64"):
+        return None
+    try:
+        network = ipaddress.IPv6Network(address)
+    except ValueError:
+        return None
+    return str(network.supernet(new_prefix=SITE_PREFIX))
+
+
+def _past(buckets: TokenBuckets, sites: TokenBuckets, address: str) -> bool:
+    """Whether `address` is past its budget of `buckets`, or its /48 its budget of
+    `sites` (within both, one of each is taken)."""
+    if buckets.try_take(address) is not None:
+        return True
+    site = site_of(address)
+    if site is not None and sites.try_take(site) is not None:
+        buckets.give_back(address)
+        return True
+    return False
 
 
 async def _wait(seconds: float, context: Any) -> None:

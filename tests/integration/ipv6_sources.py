@@ -32,8 +32,12 @@ OTHER_64 = "2001:db8:1:3::d"
 # (192.0.2.45 and 192.0.2.46) of one relay server, 65.54.227.120 (one /64)
 SIX_TO_FOUR = ("2002:cb00:7107:1::b", "2002:cb00:7107:2::c")
 TEREDO = ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:4136:e378:8000:63bf:3fff:fdd1")
+# /64s of one /48 (a hosting provider's customer's), and one of another /48
+SITE_64S = tuple(f"2001:db8:5:{n:x}::1" for n in range(64))
+OTHER_SITE = "2001:db8:6::1"
+BURST = 200  # the server's KEYLESS_REFUSALS_BURST, of one /64
 # (what the namespace's loopback is given)
-ADDRESSES = (SERVER, *SAME_64, OTHER_64, *SIX_TO_FOUR, *TEREDO)
+ADDRESSES = (SERVER, *SAME_64, OTHER_64, *SIX_TO_FOUR, *TEREDO, *SITE_64S, OTHER_SITE)
 KEY = "ipv6-sources-reader-key-0123456789"
 WATCH = "/grpc.health.v1.Health/Watch"
 
@@ -59,6 +63,23 @@ def http_answer(source: str, port: int) -> str:
             answer += more
     head = answer.split(b"\r\n", 1)[0].decode()
     return head + (" (from this address)" if b"from this address" in answer else "")
+
+
+def pipelined(source: str, port: int, count: int = BURST) -> int:
+    """How many of `count` requests of /healthz without a key from `source`, sent at
+    once on one connection, were answered before it closed (the first answered past
+    the budgets of refusals, after its wait, closes it)."""
+    sock = connect(source, port)
+    with sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: [{SERVER}]:{port}\r\n\r\n".encode()
+                     * count)
+        answer = b""
+        while answer.count(b"HTTP/1.1 ") < count:
+            more = sock.recv(65536)
+            if not more:
+                break
+            answer += more
+    return answer.count(b"HTTP/1.1 ")
 
 
 def watch(source: str, port: int) -> tuple[str, socket.socket]:
@@ -98,6 +119,14 @@ def main() -> None:
         for sock in held:
             sock.close()
         held.clear()
+        # HTTP: the /64s of one /48, each within its own budget of refusals (a burst of
+        # BURST), until one is paced (its site's budget spent), 64 /64s at most
+        answered = [pipelined(source, server.http_port) for source in SITE_64S[:1]]
+        while answered[-1] == BURST and len(answered) < len(SITE_64S):
+            answered.append(pipelined(SITE_64S[len(answered)], server.http_port))
+        said["http, /64s of one /48 answered at once"] = sum(answered[:-1]) // BURST
+        said["http, the /64 of the /48 paced"] = answered[-1] < BURST
+        said["http, another /48, answered at once"] = pipelined(OTHER_SITE, server.http_port)
         # gRPC: one health watch without a key per client address (the flag at 1)
         for source in (SAME_64[0], SAME_64[1], OTHER_64, *SIX_TO_FOUR, *TEREDO):
             outcome, sock = watch(source, server.port)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .ipv6_sources import ADDRESSES, OTHER_64, SAME_64, SIX_TO_FOUR, TEREDO
+from .ipv6_sources import ADDRESSES, BURST, OTHER_64, SAME_64, SIX_TO_FOUR, TEREDO
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +38,11 @@ def test_the_addresses_of_one_64_are_one_client() -> None:
     ran = _namespaced(f"exec {sys.executable} -m tests.integration.ipv6_sources")
     assert ran.returncode == 0, ran.stderr[-3000:]
     said = json.loads(ran.stdout.splitlines()[-1])
+    # The /64s of one /48 share budgets of 16 /64s' (and what comes back meanwhile):
+    # past them, a /64 of it is paced within its own burst; another /48 is not.
+    at_once = said.pop("http, /64s of one /48 answered at once")
+    assert 16 <= at_once < 48 and said.pop("http, the /64 of the /48 paced"), ran.stderr[-3000:]
+    assert said.pop("http, another /48, answered at once") == BURST
     assert said == {
         # --http-max-connections-per-address 2: two addresses of a /64 hold its two
         "http, a third address of the /64": "HTTP/1.1 503 Service Unavailable (from this address)",

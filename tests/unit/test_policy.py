@@ -429,6 +429,41 @@ def test_fetches_of_files_without_a_key_have_a_budget_of_their_own() -> None:
     assert not pace.past_files("5.6.7.8")
 
 
+def test_the_64s_of_one_48_share_budgets_of_16_64s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IPv6 client's budgets are its /64's, and a provider's customer has a /48 of
+    them (65,536): its /64s share budgets of SITE_BUDGETS /64s' as well, and the waits
+    of one /64's. A key's budget (a writer key's by /64) and IPv4 addresses are apart."""
+    clock = FixedClock(1_714_564_800 * 10**9)
+    pace = policy_module.KeylessRefusals(clock=clock)
+    burst, sites = policy_module.KEYLESS_REFUSALS_BURST, policy_module.SITE_BUDGETS
+    for n in range(sites):
+        for _ in range(burst):
+            assert not pace.past(f"2001:db8:5:{n:x}::/64")
+    assert pace.past("2001:db8:5:ff::/64")  # (a /64 of it never seen: its site's spent)
+    assert not pace.past("2001:db8:6::/64")  # another /48
+    assert not pace.past(f"key ab from 2001:db8:5:{sites:x}::/64")
+    files = policy_module.KEYLESS_FILES_BURST
+    for n in range(sites):
+        for _ in range(files):
+            assert not pace.past_files(f"2001:db8:5:{n:x}::/64")
+    assert pace.past_files("2001:db8:5:ff::/64") and not pace.past_files("2001:db8:6::/64")
+    assert policy_module.site_of("2001:db8:5:ff::/64") == "2001:db8:5::/48"
+    assert policy_module.site_of("203.0.113.7") is None
+
+    async def waits() -> None:
+        waiting = [asyncio.ensure_future(pace.wait(f"2001:db8:7:{n:x}::/64"))
+                   for n in range(policy_module.WAITING_PER_ADDRESS)]
+        await asyncio.sleep(0)
+        with pytest.raises(ResourceExhausted, match="client network has 256 calls"):
+            await pace.wait("2001:db8:7:ffff::/64")
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+    monkeypatch.setattr(policy_module, "KEYLESS_REFUSAL_DELAY", 0.05)
+    asyncio.run(waits())
+
+
 def test_the_log_lines_left_out_of_a_window_are_counted_when_it_ends(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The count of the calls without a key not logged was said only when the next
