@@ -13,9 +13,10 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from server.errors import DeadlineExceeded, FootfallError, Internal
+from server.errors import DeadlineExceeded, FootfallError, Internal, PermissionDenied
 from server.policy import Admission, Policy
 from server.policy.auth import Grant
+from server.policy.envelope import client_of
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,11 @@ async def admitted(policy: Policy, method: str, transport: str, request: Any, co
     # The recheck first: it notes the keys as they are now, so keys read again while
     # the call is admitted (before its stream starts) are checked against as well.
     recheck = policy.recheck(method, metadata, request)
-    admission = await policy.admit(method, metadata, request, context, grant=grant)
+    try:
+        admission = await policy.admit(method, metadata, request, context, grant=grant)
+    except PermissionDenied:  # (its key's role or project: past the key's budget, paced)
+        await policy.denied(method, metadata, client_of(context))
+        raise
     caller = context if recheck is None else _Keyed(context, recheck)
     messages = await open_stream(caller)
     recorded = _recorded(messages, policy, method, transport, started, admission, caller)

@@ -17,6 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 import grpc
+import pytest
 
 from .support import RPC_DEADLINE, ServerProcess, running_server, sqlite_url
 from .test_keyless_refusals import BURST, DELAY, until_paced
@@ -28,6 +29,7 @@ ADMIN_KEY = "keyed-refusals-admin-key-0123456789"
 SHOP = "projects/shop/locations/global/catalogs/default_catalog"
 OTHER = "projects/other/locations/global/catalogs/default_catalog"
 WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+WATCH = "/footfall.console.v1.ConsoleService/WatchUserEvents"
 EVENT = {"eventType": "home-page-view", "visitorId": "v1"}
 
 
@@ -111,6 +113,16 @@ def test_refusals_of_a_keys_role_or_project_are_paced(tmp_path: Path) -> None:
                 assert refused.exception().code() is grpc.StatusCode.PERMISSION_DENIED
                 took.append(time.monotonic() - began)
             assert took[-1] >= DELAY * 0.9, "no refusal waited"
+            # A writer key's watches (its role may not read) on one channel: the same.
+            watch = channel.unary_stream(WATCH)
+            took.clear()
+            while len(took) < 3 * BURST and (not took or took[-1] < DELAY * 0.9):
+                began = time.monotonic()
+                with pytest.raises(grpc.RpcError) as refusal:
+                    next(watch(b"", timeout=RPC_DEADLINE, metadata=with_key(WRITER_KEY)))
+                assert refusal.value.code() is grpc.StatusCode.PERMISSION_DENIED
+                took.append(time.monotonic() - began)
+            assert BURST < len(took) <= 2 * BURST, f"first refusal paced after {len(took)}"
 
 
 def test_a_writer_keys_refusals_are_paced_per_client_address(tmp_path: Path) -> None:
