@@ -53,7 +53,7 @@ from server.errors import (
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
 from server.http.body_bounds import BodyBounds
-from server.http.budget import Budget
+from server.http.budget import Budget, holder_of
 from server.http.connections import (
     CONTINUE,
     CONTINUE_EXPECTED,
@@ -545,7 +545,7 @@ class HttpGateway:
             # Grant, made anew by a SIGHUP: the bodies and answers held meanwhile
             # were not counted in the key's share, and a freed Grant's id, reused by
             # another key's, merged two keys' shares)
-            holder = grant.identity.hex() if grant is not None else None
+            holder = holder_of(grant, ip_prefix(requester.ip_address))
             request[HOLDER] = holder or ""  # (its answer is sent within the key's share)
             body = await self._read_body(request, holder)
             remaining = context.time_remaining()

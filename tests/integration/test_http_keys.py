@@ -242,15 +242,19 @@ def test_one_key_holds_at_most_a_quarter_of_the_room_of_all_bodies(keyed: Runnin
                 f"application/json\r\nx-goog-api-key: {key}\r\nContent-Length: "
                 f"{len(padded)}\r\n\r\n").encode()
 
-    held = [socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10)
-            for _ in range(BODIES_HELD // 4)]
+    # (from addresses of their own: a writer key's client address holds a quarter of
+    # the key's part, one body here; see test_writer_key_bodies)
+    held = [socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10,
+                                     source_address=(f"127.0.0.{n + 1}", 0))
+            for n in range(BODIES_HELD // 4)]
     try:
         for sock in held:  # all but the last byte: each body is being read
             sock.sendall(head(KEY) + padded[:-1])
         deadline = time.monotonic() + 20
         while True:  # once they are read, one more of the same key does not fit
             assert time.monotonic() < deadline, "no body of the key was refused"
-            with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10) as sock:
+            with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10,
+                                          source_address=("127.0.0.99", 0)) as sock:
                 sock.sendall(head(KEY) + padded)
                 answer = sock.recv(65536)
             if answer.startswith(b"HTTP/1.1 429"):
@@ -278,12 +282,15 @@ def test_a_keys_bodies_held_are_still_its_own_after_a_sighup(keyed: Running) -> 
             f"\r\nx-goog-api-key: {KEY}\r\nContent-Length: {len(padded)}\r\n\r\n").encode()
 
     def one_more() -> bytes:
-        with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10) as sock:
+        with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10,
+                                      source_address=("127.0.0.99", 0)) as sock:
             sock.sendall(head + padded)
             return sock.recv(65536)
 
-    held = [socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10)
-            for _ in range(BODIES_HELD // 4)]
+    # (from addresses of their own: see test_one_key_holds_at_most_a_quarter_...)
+    held = [socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10,
+                                     source_address=(f"127.0.0.{n + 1}", 0))
+            for n in range(BODIES_HELD // 4)]
     try:
         for sock in held:  # all but the last byte: each body is being read
             sock.sendall(head + padded[:-1])
