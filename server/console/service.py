@@ -536,4 +536,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         self._watches.admit(project)
         last = await off_loop(self._store.last_id, table)
         # a position past the last row (its rows were reset): from the last row on
-        return min(int(request.after_id), last) if request.HasField("after_id") else last
+        start = min(int(request.after_id), last) if request.HasField("after_id") else last
+        # (written into the request: over HTTP the stream's first id: line, so that an
+        # EventSource that reconnects before any event came goes on from here)
+        request.after_id = start
+        return start

@@ -899,7 +899,8 @@ class HttpGateway:
                 await watch.end_answered(messages)
                 return self._cors(request, route, web.StreamResponse(headers=sse.HEADERS))
             return await sse.respond(request, messages, output,
-                                     functools.partial(self._cors, request, route))
+                                     functools.partial(self._cors, request, route),
+                                     sse.start_of(message))
         finally:
             self._streams -= 1
             left = self._project_streams.pop(project) - 1

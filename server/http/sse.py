@@ -5,7 +5,9 @@ EventSource that reconnects sends it back as Last-Event-ID, and a watch asked so
 on after it (its request's after_id), as the console does with afterId. The id comes
 after the data, with the event's end: a client that takes it as its line comes (the
 HTML spec takes it once the event is whole; npm's `eventsource` at once) and loses
-the connection within the data has not read it, and reads the event again.
+the connection within the data has not read it, and reads the event again. The
+stream begins with an event of its start alone (`id:`, no data), so that one that
+reconnects before any event came goes on from where it began.
 
 The stream is opened (key, request, admission) before the answer starts, so a
 refused one gets Google's JSON error with its HTTP code like any call; a
@@ -98,11 +100,25 @@ class Encoded(Protocol):
         streams that send it."""
 
 
+def start_of(opened_by: Message) -> int | None:
+    """Where a stream opened by the request `opened_by` began (the servicer writes it
+    into its after_id): its first event, an `id:` without data, which an EventSource
+    takes as its last event's id and dispatches nothing. A watch from now said where
+    it was only with its first event: one that reconnected before any came sent no
+    Last-Event-ID and missed what was stored meanwhile."""
+    fields = opened_by.DESCRIPTOR.fields_by_name
+    if "after_id" in fields and opened_by.HasField("after_id"):
+        return int(opened_by.after_id)  # type: ignore[attr-defined]
+    return None
+
+
 async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded],
                   output: transcode.Output,
-                  decorate: Callable[[web.StreamResponse], Any]) -> web.StreamResponse:
+                  decorate: Callable[[web.StreamResponse], Any],
+                  start: int | None = None) -> web.StreamResponse:
     """Send each message of `opened` (an open stream) as an event until it ends or
-    the client goes; `decorate` adds headers (CORS) before the answer starts."""
+    the client goes, after an event of `start` alone (start_of) when given;
+    `decorate` adds headers (CORS) before the answer starts."""
     output = dataclasses.replace(output, pretty=False)  # an event per line
     response = web.StreamResponse(headers=HEADERS)
     decorate(response)
@@ -113,6 +129,8 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
         # what the stream holds is let go now)
         writer = await response.prepare(request)
         assert writer is not None
+        if start is not None:
+            await _write(response, writer, b"id: %d\n\n" % start)
         async for message in opened:
             await _send_message(response, writer, message, form, encode)
             del message  # (see _send_message)

@@ -175,7 +175,8 @@ async function* events(response) {
         else if (field === "data") found.data.push(text);
       }
       buffer = buffer.slice(end + 2);
-      yield {event: found.event, data: found.data.join("\n")};
+      // (an event without data, as the stream's first id: is, is not one: the spec's)
+      if (found.data.length) yield {event: found.event, data: found.data.join("\n")};
     }
   }
 }
