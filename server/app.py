@@ -545,9 +545,11 @@ HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 def console_url(settings: Settings, http_port: int) -> str:
     """The console's URL on this machine, as the ready line shows it to be opened
-    (localhost for a server bound on every address)."""
+    (localhost for a server bound on every address). An IPv6 address's zone is
+    written `%25` in a URL (RFC 6874): `http://[fe80::1%eth0]:8080/` is no URL, its
+    `%et` an escape that is none."""
     host = "localhost" if settings.host in ANY_ADDRESS else settings.host
-    host = f"[{host}]" if ":" in host else host
+    host = f"[{host.replace('%', '%25')}]" if ":" in host else host
     return f"{'https' if settings.tls_cert else 'http'}://{host}:{http_port}/console/"
 
 
