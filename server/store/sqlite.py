@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # What a write's caller hears when the disk fails the store's writes (see _disk_failed).
 DISK_FAILED = ("the disk holding the event store failed a write (an I/O error): nothing "
                "was written; try again later")
-# What a read's caller hears when the disk fails the store's reads (see _read_failed).
+# What a read's caller hears when the disk fails the store's reads (see _refuse_failed_read).
 DISK_READ_FAILED = ("the disk holding the event store failed a read (an I/O error); try "
                     "again later")
 # The attribute that keeps on an sqlite3.Error whether it was found to be the disk's
@@ -186,7 +186,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._closed = False
         self._full = False  # the last write failed for want of disk space
         self._failing = False  # the last write met an I/O error (see _disk_failed)
-        self._reads_failing = False  # the last read met one (see _read_failed)
+        self._reads_failing = False  # the last read met one (see _refuse_failed_read)
         self._reads_lock = threading.Lock()  # (reads run on many threads)
         self._busy = False  # the last write found the file locked by another connection
         # Each catalog's id, once committed (the latest CATALOG_IDS_KEPT): catalogs are
@@ -423,7 +423,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
         """See Store.products_to_join: read with the branch's generation, in one
-        statement (one snapshot, and no statement more than the products alone)."""
+        statement (one snapshot, and no statement more than the products alone).
+        StoreUnavailable (DISK_READ_FAILED) when the disk fails the read, as for every
+        read: the committer keeps the joins for another try (it let SQLite's own error
+        out, and a write naming a product answered INTERNAL, a pixel was dropped)."""
         wanted = list(dict.fromkeys(product_ids))
         if not wanted:
             return {}
@@ -432,8 +435,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         # On the writer's own connection (this is its thread), which needs no reader's
         # lookup, in memory shared with the readers under their lock. Read outside the
         # batch's transaction, or inside it before any write (a join made again).
-        rows = self._fetch(query, params) if self._memory \
-            else self._writer_conn.execute(query, params).fetchall()
+        if self._memory:
+            rows = self._fetch(query, params)
+        else:
+            try:
+                rows = self._writer_conn.execute(query, params).fetchall()
+            except sqlite3.Error as exc:
+                self._refuse_failed_read(exc)
+                raise
+            self._reads_work()
         self._joined_as_of[branch] = int(rows[0][0] or 0)
         return {pid: bytes(payload) for _, pid, payload in rows if pid is not None}
 
@@ -535,18 +545,18 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             setattr(exc, _DISK_FAULT, found)
         return bool(found)
 
-    def _read_failed(self, exc: sqlite3.Error) -> StoreUnavailable | None:
-        """StoreUnavailable (DISK_READ_FAILED) for a read that met the disk failing
-        (logged once until a read works again, not a traceback a call); None for
-        any other error."""
+    def _refuse_failed_read(self, exc: sqlite3.Error) -> None:
+        """Raises StoreUnavailable (DISK_READ_FAILED) from `exc` when the read it
+        ended met the disk failing (logged once until a read works again, not a
+        traceback a call); returns for any other error, for its caller to raise."""
         if not self._disk_fault(exc):
-            return None
+            return
         with self._reads_lock:
             if not self._reads_failing:
                 self._reads_failing = True
                 log.error("%s: the disk fails the store's reads (%s); they are refused "
                           "UNAVAILABLE until one works", self.path, exc)
-        return StoreUnavailable(DISK_READ_FAILED, f"{self.path}: {exc}")
+        raise StoreUnavailable(DISK_READ_FAILED, f"{self.path}: {exc}") from exc
 
     def _reads_work(self) -> None:
         """A read worked: say so once after reads the disk failed."""
@@ -653,10 +663,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             with self._reader() as conn:
                 rows = conn.execute(query, params).fetchall()
         except sqlite3.Error as exc:
-            failed = self._read_failed(exc)
-            if failed is None:
-                raise
-            raise failed from exc
+            self._refuse_failed_read(exc)
+            raise
         self._reads_work()
         return rows
 
@@ -678,10 +686,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                     # checkpoints)
                     cursor.close()
         except sqlite3.Error as exc:
-            failed = self._read_failed(exc)
-            if failed is None:
-                raise
-            raise failed from exc
+            self._refuse_failed_read(exc)
+            raise
         self._reads_work()
 
     def backup(self, dest: str) -> None:

@@ -14,11 +14,19 @@ from pathlib import Path
 import grpc
 import pytest
 from footfall.console.v1 import console_pb2, console_pb2_grpc
-from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from footfall.retail.v2 import (
+    product_pb2,
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from google.protobuf import json_format
 
 from server.app import Running, start
 from server.config import Settings
+from server.names import default_branch
 from server.store import EventQuery
+from server.store.sqlite import SqliteStore
 from tests.pixels import pixel_refusal
 
 from .loop_disk import FailingDisk, failing_disk
@@ -28,6 +36,7 @@ PARENT = "projects/p/locations/global/catalogs/default_catalog"
 WRITTEN = 50
 READS = 5
 WRITES = 3  # (each waits out the store's retries: 5 s)
+SKU = "shirt-1"
 
 
 @pytest.fixture
@@ -139,3 +148,67 @@ def test_writes_on_a_disk_failing_its_reads_are_refused_unavailable_and_pixels_w
     stored = [user_event_pb2.UserEvent.FromString(payload).visitor_id
               for _, payload in running.store.list_user_events(EventQuery(PARENT), 1000)]
     assert sorted(stored) == sorted({"before", *pixels, "after"})  # each once
+
+
+def test_a_join_whose_products_the_disk_fails_to_read_is_unavailable_and_kept(
+        running: Running, disk: FailingDisk, caplog: pytest.LogCaptureFixture) -> None:
+    """The writer reads the products of its batch's joins (products_to_join) before it
+    takes the write lock: on the failing disk that read let SQLite's own error out
+    ("database disk image is malformed"), so a write naming a product answered INTERNAL
+    and a pixel naming one, acknowledged, was dropped ("not stored"). Now the read is
+    refused as every other read is (UNAVAILABLE naming the disk, said once), and the
+    joins wait in the writer's queue until the disk works again."""
+    caplog.set_level(logging.INFO)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+
+        def write(visitor: str) -> None:
+            retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=PARENT, user_event=viewed(visitor)), timeout=30)
+
+        write("before")  # (not joined: the catalog holds no product yet)
+        # The product written by another connection (as `serve --processes` or the CLI
+        # write): the writer's own SQLite cache is stale then, and read afresh.
+        other = SqliteStore(str(disk.path / "events.db"))
+        try:
+            other.create_product(default_branch(PARENT), SKU, product_pb2.Product(
+                name=f"{default_branch(PARENT)}/products/{SKU}", id=SKU, title="A shirt",
+                categories=["shirts"]).SerializeToString())
+        finally:
+            other.close()
+        disk.fail()
+        caplog.clear()
+        with pytest.raises(grpc.RpcError) as refused:
+            write("failing")
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        assert "disk holding the event store failed a read" in str(refused.value.details())
+        assert pixel_refusal(running.http_port, PARENT, json_format.MessageToDict(
+            viewed("pixel")), NOTICED) is None
+        said = [r.getMessage() for r in caplog.records]
+        assert len([line for line in said if "fails the store's reads" in line]) == 1, said
+        assert not [line for line in said if "was not stored" in line], said
+        assert not [r for r in caplog.records if r.exc_info], said  # no traceback a call
+
+        disk.heal()
+
+        def writes() -> bool:
+            try:
+                write("after")
+            except grpc.RpcError:
+                return False
+            return True
+
+        eventually(writes, "writes to commit again")
+    running.store.flush()
+    stored = {event.visitor_id: event.product_details[0].product.title for event in (
+        user_event_pb2.UserEvent.FromString(payload)
+        for _, payload in running.store.list_user_events(EventQuery(PARENT), 1000))}
+    assert stored == {"before": "", "pixel": "A shirt", "after": "A shirt"}
+
+
+def viewed(visitor: str) -> user_event_pb2.UserEvent:
+    """A detail-page-view of SKU by `visitor`."""
+    return json_format.ParseDict({
+        "eventType": "detail-page-view", "visitorId": visitor,
+        "eventTime": "2024-01-01T00:00:00Z", "productDetails": [{"product": {"id": SKU}}]},
+        user_event_pb2.UserEvent())

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from server.store import sqlite_checks
+from server.store.rows import StoreUnavailable
 from server.store.sqlite import SqliteStore
 
 
@@ -38,7 +39,7 @@ def test_malformed_on_files_that_read_is_damage_not_the_disk(store: SqliteStore)
     assert store.path is not None
     assert sqlite_checks.unreadable(store.path) is None
     assert not store._disk_fault(said(sqlite3.SQLITE_CORRUPT))
-    assert store._read_failed(said(sqlite3.SQLITE_CORRUPT)) is None  # (INTERNAL, as before)
+    store._refuse_failed_read(said(sqlite3.SQLITE_CORRUPT))  # (not raised: INTERNAL, as before)
 
 
 def test_malformed_on_files_the_disk_cannot_read_is_the_disk(
@@ -48,8 +49,9 @@ def test_malformed_on_files_the_disk_cannot_read_is_the_disk(
 
     monkeypatch.setattr(os, "pread", failing)
     assert store._disk_fault(said(sqlite3.SQLITE_CORRUPT))
-    refused = store._read_failed(said(sqlite3.SQLITE_CORRUPT))
-    assert refused is not None and "failed a read (an I/O error)" in refused.message
+    with pytest.raises(StoreUnavailable) as refused:
+        store._refuse_failed_read(said(sqlite3.SQLITE_CORRUPT))
+    assert "failed a read (an I/O error)" in refused.value.message
 
 
 def test_io_errors_are_the_disk_and_others_are_not(store: SqliteStore) -> None:
