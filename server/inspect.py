@@ -674,8 +674,9 @@ def _restore(args: argparse.Namespace) -> int:
 
 def _copy(args: argparse.Namespace) -> int:
     """Copy every row of the store into DEST; 2 for a copy that cannot be made as asked
-    (a URL, a target that holds rows, a database, role or password PostgreSQL refuses,
-    as for `serve`), 1 for a store that cannot be used."""
+    (a URL, a target that holds rows, a target database, role or password PostgreSQL
+    refuses, as for `serve`), 1 for a store that cannot be used (a source that is not
+    there, of either engine, as for the read commands)."""
     from server.store import located
     from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
     from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 from server.store import check_url, open_store, redacted
 from server.store.base import Store
 from server.store.migrations import apply_missing
-from server.store.rows import StoreUnusable
+from server.store.rows import StoreRefused, StoreUnusable
 from server.store.sqlite import SQLITE, SqliteStore
 from server.store.sqlite_checks import read_only_uri
 
@@ -66,9 +66,10 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
     CopyRefused for memory:// on either side, the same store on both, or a target
     that holds anything (read before it is opened, which migrates it); ValueError
     for a URL that names no store; StoreUnavailable or StoreUnusable when a store
-    cannot be opened, CopyFailed when there is no source store (or none this version
-    reads), when one fails while copying or the target's tables cannot be made
-    (another application's table of the same name).
+    cannot be opened (StoreRefused: the target's database, role or password refused),
+    CopyFailed when there is no source store (none this version reads, or a source
+    database PostgreSQL refuses), when one fails while copying or the target's tables
+    cannot be made (another application's table of the same name).
     """
     for url in (source_url, target_url):
         if urlparse(url).scheme == "memory":
@@ -79,10 +80,11 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
     check_url(source_url, read_only=True)
     try:
         source = open_store(source_url, read_only=True)
-    except ValueError as exc:
-        # (a URL of the right form: no store there, or none this version reads, as every
-        # read command says it, exit 1; a SQLite file missing was a mistake, exit 2)
-        raise CopyFailed(str(exc)) from exc
+    except (ValueError, StoreRefused) as exc:
+        # (a URL of the right form: no store there, none this version reads, or a
+        # database PostgreSQL refuses, as every read command says it, exit 1; a SQLite
+        # file missing was a mistake, exit 2, and so was a database missing)
+        raise CopyFailed(getattr(exc, "message", str(exc))) from exc
     try:
         # (before opening it: opening a store migrates it, and a store that holds rows,
         # of an older version, the arguments swapped, must be left as it was)
