@@ -334,9 +334,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def GetCaller(self, request: console_pb2.GetCallerRequest,
                         context: grpc.aio.ServicerContext) -> console_pb2.Caller:
-        """What the call's key grants (every project when no keys are checked); the
-        envelope has refused a call without a known key (UNAUTHENTICATED) or of a
-        writer key (PERMISSION_DENIED) already."""
+        """What the call's key grants (every project when no keys are checked), any
+        key's, a writer's too (the console tells it that it writes only); the envelope
+        has refused a call without a known key (UNAUTHENTICATED) already."""
         if not self._policy.auth.enabled:
             return console_pb2.Caller(keys_checked=False, projects=[ANY_PROJECT])
         grant = caller_grant()

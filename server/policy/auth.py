@@ -6,10 +6,10 @@ Keys live in a JSON file (`--auth-file`):
                            "name": "shop-frontend"}}}
 
 `writer` may write, collect and create client events; `reader` may list and
-watch through the console (footfall.console.v1), ask what its key grants
-(GetCaller, the one call that names no project), ask for insights
+watch through the console (footfall.console.v1), ask for insights
 (footfall.insights.v1) and get and list products (ProductService), nothing
-else; `admin` may call every RPC. `projects` may hold "*" for every project;
+else; `admin` may call every RPC. Every key may ask what it grants (GetCaller,
+the one call that names no project). `projects` may hold "*" for every project;
 `name` (optional) is what the logs say instead of the key; `buckets`
 (optional, default every bucket) lists the Cloud Storage buckets the key's
 requests may name (`gs://` URIs, e.g. import sources and error folders),
@@ -70,8 +70,11 @@ READER_METHODS = frozenset(
         "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals")) | frozenset(
     f"/google.cloud.retail.{version}.ProductService/{rpc}"
     for version in ("v2", "v2beta", "v2alpha") for rpc in ("GetProduct", "ListProducts"))
-# The RPCs that name no project, admitted for the role alone: what a key grants
-# (the console asks it first, to offer only the projects the key may read).
+# The RPCs that name no project, admitted for any key: what a key grants (the console
+# asks it first, to offer only the projects the key may read, and to tell a writer key
+# that it writes only, where every read refused it for its role). It names the key's
+# own role and projects, never the key: what a writer key learns of them it may
+# already do.
 PROJECTLESS_METHODS = frozenset({"/footfall.console.v1.ConsoleService/GetCaller"})
 # Request fields that hold a resource name, and so the project a call acts on.
 RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
@@ -94,7 +97,8 @@ class Role(enum.Enum):
 
     def may_call(self, method: str) -> bool:
         return self is Role.ADMIN or method in (
-            WRITER_METHODS if self is Role.WRITER else READER_METHODS)
+            WRITER_METHODS if self is Role.WRITER else READER_METHODS) \
+            or method in PROJECTLESS_METHODS
 
 
 class AuthFileError(ValueError):
@@ -557,17 +561,15 @@ def project_of(name: str) -> str | None:
 
 def authorize(grant: Grant, method: str, request: Message) -> str:
     """The project the call acts on, if `grant` may call `method` on it ("" for a
-    method of PROJECTLESS_METHODS, which acts on none: its role alone is checked).
+    method of PROJECTLESS_METHODS, which acts on none: any key's role may call it).
 
     Raises PERMISSION_DENIED when a resource name of the request is in a project
     the key is not granted, when the request names no project at all or a gs://
     bucket the key is not granted, or when the role is too weak (in that order).
     """
-    rpc = method.rpartition("/")[2]
-    if method in PROJECTLESS_METHODS:  # (it acts on no project: the role alone)
-        if not grant.role.may_call(method):
-            raise Denied(_role_refusal(grant, method, rpc), "ROLE_NOT_ALLOWED")
+    if method in PROJECTLESS_METHODS:  # (it acts on no project, and any role may call it)
         return ""
+    rpc = method.rpartition("/")[2]
     fields = resource_fields(request)
     projects = [project_of(name) for _, name in fields]
     if not projects or None in projects:

@@ -141,3 +141,65 @@ def test_no_accessibility_violation_in_the_choice_of_projects(
                             running.http_port, shots)
     keep(found, shots, "project-choice")
     assert not found, described(found)
+
+
+# What the page shows, and whether anything of it was a refusal (in red) or a read.
+WRITER_SEEN = """({
+  heading: document.querySelector('main h2')?.textContent,
+  said: document.querySelector('main').innerText,
+  refusals: document.querySelectorAll('main .error').length,
+  headings: seenHeadings, formSeen,
+  reads: performance.getEntriesByType('resource').map(r => new URL(r.name).pathname)
+    .filter(path => path.startsWith('/console/v1/') && path !== '/console/v1/caller'),
+  chooser: document.getElementById('catalog').hidden,
+  current: document.querySelector('nav a[aria-current=page]')?.textContent,
+  focused: document.activeElement.id,
+  keyButton: document.getElementById('key-button').textContent,
+  keyTitle: document.getElementById('key-button').title,
+  title: document.title})"""
+
+
+async def a_writer_key(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_watched(devtools, port, WRITER)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main h2')?.textContent === 'This key writes only'"),
+            "the page saying the key writes only")
+        seen["feed"] = await devtools.evaluate(session, WRITER_SEEN)
+        await photograph(devtools, session, folder, "caller-writer-key")
+        for page in ("events", "insights", "talent"):
+            await devtools.evaluate(session, f"location.hash = {page!r}")
+            await until(lambda: devtools.evaluate(
+                session, "document.querySelector('main h2')?.textContent.length > 0"),
+                f"the {page} page")
+            seen[page] = await devtools.evaluate(session, WRITER_SEEN)
+        await no_problems(devtools, session)
+        seen["audit"] = await audit_screens(devtools, session, axe_source(), folder,
+                                            "writer-key")
+    return seen
+
+
+def test_a_writer_key_is_told_it_writes_only_not_refused_a_read(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    # GetCaller refused a writer key, and so did the catalogs' list: the page said
+    # "This key may not read" over the list's PERMISSION_DENIED, in red, on every page.
+    with shops(tmp_path) as running:
+        seen = in_chromium(browser_executable, tmp_path / "profile", a_writer_key,
+                           running.http_port, shots)
+    feed = seen["feed"]
+    assert feed["said"] == ("This key writes only\n\nIt may send events to projects shop-a and "
+                            "shop-b, not read them. To see events, use a reader or admin key "
+                            "(Change key, above)."), feed
+    # (never asked which of its two projects to read, nor refused: nothing is read)
+    assert feed["headings"] == ["This key writes only"] and not feed["formSeen"], feed
+    assert feed["refusals"] == 0 and feed["reads"] == [], feed
+    assert feed["chooser"] and feed["focused"] == "key-button", feed
+    assert feed["current"] == "Live feed", feed
+    assert (feed["keyButton"], feed["keyTitle"]) == ("Change key",
+                                                     "The key shops writes only"), feed
+    assert feed["title"] == "This key writes only – Footfall console", feed
+    for page in ("events", "insights", "talent"):
+        assert seen[page]["said"] == feed["said"] and seen[page]["reads"] == [], seen[page]
+    keep(seen["audit"], shots, "writer-key")
+    assert not seen["audit"], described(seen["audit"])

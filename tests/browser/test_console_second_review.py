@@ -111,7 +111,7 @@ def test_a_key_that_may_not_read_is_told_so_on_every_page(
             said = asyncio.run(asyncio.wait_for(
                 walk_with_a_writer_key(devtools_url, running.http_port, shots), DEADLINE * 3))
     for page in said:
-        assert "This key may not read" in page and "No catalog holds" not in page \
+        assert "This key writes only" in page and "No catalog holds" not in page \
             and "No tenant holds" not in page, page
 
 

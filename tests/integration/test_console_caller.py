@@ -40,6 +40,7 @@ GRANTS: dict[str, dict[str, Any]] = {
     TWO: {"keysChecked": True, "projects": ["shop-a", "shop-b"], "role": "READER",
           "keyName": "key #2"},
     EVERY: {"keysChecked": True, "projects": ["*"], "role": "ADMIN", "keyName": "ops"},
+    WRITER: {"keysChecked": True, "projects": ["shop-a"], "role": "WRITER", "keyName": "page"},
 }
 OPEN = {"keysChecked": False, "projects": ["*"], "role": "ROLE_UNSPECIFIED", "keyName": ""}
 PATH = "/console/v1/caller"
@@ -105,7 +106,7 @@ def _grpc_refusal(running: Running, key: str | None) -> tuple[grpc.StatusCode, s
     return error.code(), error.details(), reason
 
 
-@pytest.mark.parametrize("key", [ONE, TWO, EVERY])
+@pytest.mark.parametrize("key", [ONE, TWO, EVERY, WRITER])
 def test_a_key_is_told_its_projects_and_role_over_grpc_and_rest(keyed: Running,
                                                                   key: str) -> None:
     assert _as_json(_grpc_caller(keyed, key)) == GRANTS[key]
@@ -115,7 +116,7 @@ def test_a_key_is_told_its_projects_and_role_over_grpc_and_rest(keyed: Running,
 
 
 def test_the_key_itself_is_never_in_the_answer(keyed: Running) -> None:
-    for key in (ONE, TWO, EVERY):
+    for key in (ONE, TWO, EVERY, WRITER):
         assert key.encode() not in _grpc_caller(keyed, key).SerializeToString()
         reply = call(keyed.http_port, "GET", PATH, headers={"x-goog-api-key": key})
         assert key.encode() not in reply.body, reply.body
@@ -145,11 +146,14 @@ def test_no_key_is_unauthenticated_and_told_to_send_one(keyed: Running) -> None:
     assert status == 401 and "x-goog-api-key" in answer["error"]["message"], answer
 
 
-def test_a_writer_key_may_not_ask_as_it_may_not_read(keyed: Running) -> None:
-    # (a page's public writer key: what it grants is for reader keys to be told)
-    code, message, reason = _grpc_refusal(keyed, WRITER)
-    assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED")
-    assert message == ("the API key's role (writer) may not call GetCaller; it needs a "
-                       "reader or admin key"), message
-    status, answer = _rest_caller(keyed, WRITER)
-    assert status == 403 and answer["error"]["message"] == message, answer
+def test_a_writer_key_is_told_it_writes_and_still_reads_nothing(keyed: Running) -> None:
+    # It was refused GetCaller as any read (PERMISSION_DENIED), and the console could
+    # tell it only that: now it is told its role, and so that it writes only; what it
+    # learns (its own projects) it may already write to. Its reads are refused as before.
+    assert _as_json(_grpc_caller(keyed, WRITER))["role"] == "WRITER"
+    reply = call(keyed.http_port, "GET", "/console/v1/projects/shop-a/catalogs",
+                 headers={"x-goog-api-key": WRITER})
+    assert reply.status == 403, reply.body
+    assert reply.json()["error"]["message"] == (
+        "the API key's role (writer) may not call ListCatalogs; it needs a reader or admin "
+        "key"), reply.body

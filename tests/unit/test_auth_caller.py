@@ -1,5 +1,7 @@
-"""authorize() admits GetCaller, which names no project, for its role alone; every
-other call that names no project is refused as before."""
+"""authorize() admits GetCaller, which names no project, for any key, a writer's too
+(it names the key's own role and projects: the console tells a writer key that it
+writes only, where it was told only that its role may not read); every other call
+that names no project is refused as before."""
 
 from __future__ import annotations
 
@@ -36,14 +38,16 @@ def test_get_caller_is_a_read_that_names_no_project() -> None:
     assert GET_CALLER in READER_METHODS and PROJECTLESS_METHODS == {GET_CALLER}
 
 
-@pytest.mark.parametrize("role", ["reader", "admin"])
-def test_get_caller_is_admitted_for_a_reader_or_admin_key(role: str) -> None:
+@pytest.mark.parametrize("role", ["reader", "writer", "admin"])
+def test_get_caller_is_admitted_for_every_key(role: str) -> None:
     assert authorize(_grant(role), GET_CALLER, console_pb2.GetCallerRequest()) == ""
+    assert _grant(role).role.may_call(GET_CALLER)
 
 
-def test_get_caller_is_refused_to_a_writer_key_for_its_role() -> None:
+def test_a_writer_key_still_reads_nothing_else() -> None:
     with pytest.raises(Denied) as refused:
-        authorize(_grant("writer"), GET_CALLER, console_pb2.GetCallerRequest())
+        authorize(_grant("writer"), LIST_CATALOGS,
+                  console_pb2.ListCatalogsRequest(parent="projects/shop"))
     assert refused.value.reason == "ROLE_NOT_ALLOWED"
 
 

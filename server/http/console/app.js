@@ -57,6 +57,9 @@ let denied = null;  // the refusal of the catalogs' list, while the key may not 
 // of several had its projects typed, where the server knows them. Null until read; {}
 // when the server could not say (its projects are then named in the form, as before).
 let caller = null;
+// In place of every page while the key writes only (GetCaller says its role): it reads
+// nothing, and each page said only that the catalogs' list refused its role, in red.
+const WRITES_ONLY = {code: "", reason: "WRITES_ONLY", message: ""};
 
 /** The projects the key may read, one by one ([] when it may read every one, or when
  *  the server could not say). One whose id no path can carry ("..", which a keys file
@@ -213,6 +216,24 @@ function chooseProject(error, named) {
   choices.querySelector("button").focus();
 }
 
+/** Says, in place of the page, that the key writes only (a writer key: GetCaller said
+ *  so): it may send events, to the projects it names, and read none of them back. */
+function writesOnly() {
+  const projects = caller.projects || [];
+  const where = projects.includes(EVERY) ? "to every project"
+    : `to ${projects.length === 1 ? "project" : "projects"} ` +
+      new Intl.ListFormat("en", {type: "conjunction"}).format(projects);
+  main.replaceChildren(h("h2", {}, "This key writes only"),
+    h("p", {}, `It may send events ${where}, not read them. To see events, use a reader or ` +
+      "admin key (Change key, above)."));
+  retitle();
+  placeChooser();
+  keyButton.textContent = "Change key";
+  keyButton.hidden = !hasKey();
+  projectButton.hidden = true;  // (no project of its own is read)
+  if (!keyButton.hidden) keyButton.focus();
+}
+
 /** Reads what the key grants (GetCaller), once a page; the project it reads is then
  *  its only one, or one chosen among its own (see chooseProject). Raises as `call`. */
 async function readCaller() {
@@ -229,8 +250,9 @@ async function readCaller() {
   else if (projects.length > 1 && named && !projects.includes(named)) {
     sessionStorage.removeItem(PROJECT);  // (another key's: it is not this one's to read)
   }
-  keyButton.title = caller.keyName
-    ? `Reading with the key ${caller.keyName} (${(caller.role || "").toLowerCase()})` : "";
+  keyButton.title = !caller.keyName ? ""
+    : caller.role === "WRITER" ? `The key ${caller.keyName} writes only`
+      : `Reading with the key ${caller.keyName} (${(caller.role || "").toLowerCase()})`;
 }
 
 /** Says on top of the page that the server is gone (`why`), over what it shows. */
@@ -249,6 +271,15 @@ async function loadCatalogs() {
   try {
     const hadTenants = known.tenants.length;
     if (caller === null) await readCaller();
+    if (caller.role === "WRITER") {
+      // (asked no project, and refused none: nothing is read, "Change key" is the way)
+      const first = denied !== WRITES_ONLY;
+      denied = WRITES_ONLY;
+      listed = false;
+      offline.hidden = true;
+      if (first) show();  // (the page's own link marked current, in the navigation)
+      return;
+    }
     if (granted().length > 1 && !sessionStorage.getItem(PROJECT)) {
       // (a key of several projects: it chooses one before anything is read)
       denied = {code: "", reason: "PROJECT_REQUIRED", message: ""};
@@ -371,6 +402,10 @@ function showPage() {
   placeChooser();
   main.replaceChildren();
   // (a key that may not read: every page said "No catalog holds events yet")
+  if (denied === WRITES_ONLY) {
+    writesOnly();
+    return;
+  }
   if (denied) {
     askProject(denied);
     return;

@@ -164,9 +164,10 @@ class ConsoleServiceServicer:
 
     def GetCaller(self, request, context):
         """What the caller's API key grants: its projects and its role, so that a client
-        (the console) offers only the projects it may read; never the key itself. It
-        names no project, and needs a reader or admin key as the other reads do. A
-        server that checks no keys answers that every project is open.
+        (the console) offers only the projects it may read, and tells a writer key that
+        it writes only; never the key itself. It names no project, and any key may ask
+        (a writer key learns only what it may already do). A server that checks no keys
+        answers that every project is open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
