@@ -3,10 +3,11 @@
 `gs://b/x/y.json` is `ROOT/b/x/y.json`. Nothing outside ROOT is ever read or
 written, whatever else writes into ROOT:
 - URIs with `.` or `..` segments, backslashes or NUL are refused;
-- a link is followed only where its target stays inside ROOT (checked on the
-  resolved path), and the file is then opened one folder at a time from ROOT
-  with `O_NOFOLLOW`: a link put in place after the check is refused, never
-  followed. An output file (the errors file) is never a link at all;
+- a link is followed only where its target stays inside the bucket it was named
+  under (checked on the resolved path: a key limited to some buckets reads and
+  writes no other bucket through a link), and the file is then opened one folder
+  at a time from ROOT with `O_NOFOLLOW`: a link put in place after the check is
+  refused, never followed. An output file (the errors file) is never a link at all;
 - only regular files are opened, and without blocking: opening a FIFO or a
   device would hold an operation worker forever.
 Listing stops as soon as a request names more than MAX_FILES files, and honours
@@ -44,6 +45,10 @@ class _Outside(OSError):
     """A path whose target is outside ROOT."""
 
 
+class _OtherBucket(_Outside):
+    """A path whose target is inside ROOT but in another bucket than it was named under."""
+
+
 def _split(uri: str, field: str) -> tuple[str, str]:
     if len(uri) > MAX_URI_CHARS:
         raise InvalidArgument([too_long(field, uri, MAX_URI_CHARS)])
@@ -75,9 +80,34 @@ def _parts_under(root_real: str, real: str) -> list[str]:
     return relative.split(os.sep)
 
 
-def _inside(root_real: str, path: str | Path) -> bool:
+def _bucket_named(root: Path, root_real: str, path: str | Path) -> str | None:
+    """The bucket `path` was named under (its first name below ROOT, links
+    unresolved); None for ROOT itself or a path not under it."""
+    for base in (root, root_real):  # (a path may be built on either)
+        relative = os.path.relpath(path, base)
+        if relative == os.curdir:
+            return None
+        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            return relative.split(os.sep)[0]
+    return None
+
+
+def _parts_in_bucket(root: Path, root_real: str, path: str | Path) -> list[str]:
+    """The names leading from ROOT to `path` resolved; _Outside if it is not inside
+    ROOT, _OtherBucket if it leaves the bucket it was named under (a link in one
+    bucket into another would hand a key limited to the first the other's files)."""
+    parts = _parts_under(root_real, os.path.realpath(path))
+    bucket = _bucket_named(root, root_real, path)
+    if bucket is not None and parts[:1] != [bucket]:
+        raise _OtherBucket(errno.EXDEV, f"a link leads out of bucket {bucket!r}; links are "
+                                        "followed only within their bucket")
+    return parts
+
+
+def _inside(root: Path, root_real: str, path: str | Path) -> bool:
+    """Whether `path` resolved stays inside the bucket it was named under."""
     try:
-        _parts_under(root_real, os.path.realpath(path))
+        _parts_in_bucket(root, root_real, path)
     except _Outside:
         return False
     return True
@@ -106,11 +136,11 @@ def _check_deadline(deadline: float | None) -> None:
                                "name fewer files or narrower wildcards")
 
 
-def _listing(root_real: str, folder: str, deadline: float | None
+def _listing(root: Path, root_real: str, folder: str, deadline: float | None
              ) -> Iterator[os.DirEntry[str]]:
-    """The entries of `folder` (none if it cannot be listed or is outside ROOT),
-    looking at the deadline as it goes: a folder may hold millions."""
-    if not _inside(root_real, folder):
+    """The entries of `folder` (none if it cannot be listed or leads out of its
+    bucket), looking at the deadline as it goes: a folder may hold millions."""
+    if not _inside(root, root_real, folder):
         return
     try:
         listing = os.scandir(folder)
@@ -154,7 +184,7 @@ def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
     what a call found).
 
     INVALID_ARGUMENT naming `field` when the URI is malformed or matches nothing, a
-    link leaving ROOT, or something other than a regular file; DEADLINE_EXCEEDED
+    link leaving ROOT or its bucket, or something other than a regular file; DEADLINE_EXCEEDED
     when `deadline` (on time.monotonic()) passes while listing.
     """
     bucket, path = _split(uri, field)
@@ -173,14 +203,14 @@ def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
         if "*" in segment:
             matches = _matcher(segment)
             candidates = [entry.path for folder in candidates
-                          for entry in _listing(root_real, folder, deadline)
+                          for entry in _listing(root, root_real, folder, deadline)
                           if matches(entry.name) and entry.is_dir()]
         else:
             candidates = [os.path.join(folder, segment) for folder in candidates]
     if "*" in leaf:
         matches = _matcher(leaf)
         named: Iterator[str] = (entry.path for folder in candidates
-                                for entry in _listing(root_real, folder, deadline)
+                                for entry in _listing(root, root_real, folder, deadline)
                                 if matches(entry.name))
     else:
         named = (os.path.join(folder, leaf) for folder in candidates)
@@ -214,9 +244,13 @@ def _regular_file(root: Path, root_real: str, candidate: str, field: str) -> Pat
         return None
     if stat.S_ISDIR(mode):
         return None
-    if not _inside(root_real, candidate):
+    try:
+        _parts_in_bucket(root, root_real, candidate)
+    except _OtherBucket as exc:
+        raise InvalidArgument.field(field, f"{name_of(root, candidate)}: {exc.strerror}") from None
+    except _Outside:
         raise InvalidArgument.field(field, f"{name_of(root, candidate)} is a link that leaves "
-                                           "the emulated storage root")
+                                           "the emulated storage root") from None
     if not stat.S_ISREG(mode):
         raise InvalidArgument.field(field, f"{name_of(root, candidate)} is not a regular file "
                                            "(a FIFO, socket or device)")
@@ -249,8 +283,8 @@ def check_output_folder(root: Path, prefix: str, field: str) -> Path:
     """The local folder for an output prefix such as gs://bucket/errors/, checked but
     not created (nothing is created before a request is accepted).
 
-    INVALID_ARGUMENT naming `field` when the prefix is malformed, leaves ROOT, or a
-    file stands where a folder should be.
+    INVALID_ARGUMENT naming `field` when the prefix is malformed, leaves ROOT or its
+    bucket, or a file stands where a folder should be.
     """
     bucket, path = _split(prefix, field)
     folder = root / bucket / path.strip("/")
@@ -267,8 +301,13 @@ def check_output_folder(root: Path, prefix: str, field: str) -> Path:
             raise InvalidArgument.field(field, f"cannot use {prefix[:200]!r}: "
                                                f"{os.strerror(errno.ENAMETOOLONG)}")
         return folder
-    if not _inside(os.path.realpath(root), existing):
-        raise InvalidArgument.field(field, "must stay inside the emulated storage root")
+    try:
+        _parts_in_bucket(root, os.path.realpath(root), existing)
+    except _OtherBucket as exc:
+        raise InvalidArgument.field(field, f"cannot use {prefix[:200]!r}: {exc.strerror}"
+                                    ) from None
+    except _Outside:
+        raise InvalidArgument.field(field, "must stay inside the emulated storage root") from None
     if not existing.is_dir():
         raise InvalidArgument.field(field, f"{name_of(root, existing)} is a file, not a folder")
     return folder
@@ -289,7 +328,7 @@ def make_output_folder(root: Path, prefix: str, field: str) -> Path:
     root_real = os.path.realpath(root)
     existing = _existing_ancestor(folder)
     try:
-        parts = (_parts_under(root_real, os.path.realpath(existing))
+        parts = (_parts_in_bucket(root, root_real, existing)
                  + list(folder.relative_to(existing).parts))
         os.close(_open_folder(root_real, parts, create=True))
     except OSError as exc:
@@ -335,15 +374,15 @@ def _open_file(root_real: str, parts: list[str], flags: int) -> int:
 
 
 def open_input(root: Path, path: Path, field: str) -> BinaryIO:
-    """`path` (a file input_files found) opened for reading; links inside ROOT are
+    """`path` (a file input_files found) opened for reading; links inside its bucket are
     followed, checked again now. INVALID_ARGUMENT naming `field` and the file when it
-    is gone, leaves ROOT or is not a regular file."""
+    is gone, leaves ROOT or its bucket, or is not a regular file."""
     root_real = os.path.realpath(root)
     try:
-        fd = _open_file(root_real, _parts_under(root_real, os.path.realpath(path)),
-                        os.O_RDONLY)
+        fd = _open_file(root_real, _parts_in_bucket(root, root_real, path), os.O_RDONLY)
     except OSError as exc:
-        if isinstance(exc, _Outside) and _under_another_root(root, path):
+        if (isinstance(exc, _Outside) and not isinstance(exc, _OtherBucket)
+                and _under_another_root(root, path)):
             # (an import's checkpoint keeps its files' paths: the server resuming it was
             # given another --gcs-root, a data folder moved at an upgrade, say)
             raise InvalidArgument.field(field, f"cannot read {Path(path).name}: it was "
@@ -364,7 +403,7 @@ def _under_another_root(root: Path, path: str | Path) -> bool:
 def _output_fd(root: Path, path: Path, flags: int, field: str) -> int:
     root_real = os.path.realpath(root)
     try:
-        parts = _parts_under(root_real, os.path.realpath(path.parent)) + [path.name]
+        parts = _parts_in_bucket(root, root_real, path.parent) + [path.name]
         return _open_file(root_real, parts, flags)
     except FileNotFoundError:
         raise
@@ -416,7 +455,7 @@ def truncate_output(root: Path, path: Path, size: int, field: str) -> None:
 def _output_folder_fd(root: Path, folder: Path, field: str) -> int:
     root_real = os.path.realpath(root)
     try:
-        return _open_folder(root_real, _parts_under(root_real, os.path.realpath(folder)))
+        return _open_folder(root_real, _parts_in_bucket(root, root_real, folder))
     except OSError as exc:
         raise InvalidArgument.field(field, f"cannot write in {name_of(root, folder)}: "
                                            f"{_why(exc)}") from None

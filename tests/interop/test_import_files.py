@@ -170,6 +170,28 @@ def test_a_key_imports_only_from_and_into_its_buckets(
     assert not (server.gcs_root / "shop-b-errors").exists()
 
 
+def test_a_link_in_a_keys_bucket_does_not_lead_into_another_bucket(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """A key limited to shop-a-* buckets, and in one of them a link to a folder of
+    another bucket (h5's finding): the import is refused, naming the field, and
+    nothing of the other bucket is imported."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        SHOP_A: {"projects": ["shop"], "role": "admin", "buckets": ["shop-a-*"]}}}))
+    server = server_factory("--auth-file", str(keys), "--gcs-root", str(tmp_path / "gcs"))
+    put_gcs(server.gcs_root, "gs://shop-b-events/e.json", event_lines(3, visitor="b"))
+    own = put_gcs(server.gcs_root, "gs://shop-a-events/own.json", event_lines(2, visitor="a"))
+    os.symlink(server.gcs_root / "shop-b-events", server.gcs_root / "shop-a-events/linkb")
+    with retail_client(server.address) as retail:
+        for uri in ("gs://shop-a-events/linkb/e.json", "gs://shop-a-events/*/e.json"):
+            with pytest.raises(exceptions.InvalidArgument) as refused:
+                retail.import_user_events(request=file_import(SHOP, own, uri),
+                                          metadata=with_key(SHOP_A), timeout=RPC_DEADLINE)
+            assert ("input_config.gcs_source.input_uris[1]: gs://shop-a-events/linkb/e.json: "
+                    "a link leads out of bucket 'shop-a-events'") in refused.value.message
+    assert count_events(server.store, SHOP, server.workdir) == 0
+
+
 # -- files made for Google: the forms its importer accepts (issue 15, item 1) ----------
 
 

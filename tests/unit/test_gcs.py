@@ -109,6 +109,51 @@ def test_a_folder_linked_outside_is_never_listed(root: Path, tmp_path: Path) -> 
         gcs.input_files(root, "gs://bkt/out/*", FIELD)
 
 
+def test_a_link_into_another_bucket_is_refused_naming_the_field(root: Path) -> None:
+    """A key may be limited to some buckets (by name): a link in one of them to
+    another bucket's files would hand it those files."""
+    (root / "other/d").mkdir(parents=True)
+    (root / "other/d/secret.json").write_text("{}\n")
+    os.symlink(root / "other/d", root / "bkt/linked")
+    os.symlink(root / "other/d/secret.json", root / "bkt/d/secret.json")
+    os.symlink(root / "bkt/d/a.json", root / "bkt/near.json")  # within its bucket: followed
+    assert names(root, gcs.input_files(root, "gs://bkt/near.json", FIELD)) == [
+        "gs://bkt/near.json"]
+    for uri, named in [("gs://bkt/linked/secret.json", "gs://bkt/linked/secret.json"),
+                       ("gs://bkt/*/secret.json", "gs://bkt/linked/secret.json"),
+                       ("gs://bkt/d/secret.json", "gs://bkt/d/secret.json")]:
+        with pytest.raises(InvalidArgument) as refused:
+            gcs.input_files(root, uri, FIELD)
+        [violation] = refused.value.violations
+        assert violation.field == FIELD
+        assert violation.description == (f"{named}: a link leads out of bucket 'bkt'; links "
+                                          "are followed only within their bucket")
+    with pytest.raises(InvalidArgument, match="no file matches"):
+        gcs.input_files(root, "gs://bkt/linked/*", FIELD)  # a linked folder is not listed
+    # A file found when the call was made and linked away before the job reads it:
+    os.unlink(root / "bkt/near.json")
+    os.symlink(root / "other/d/secret.json", root / "bkt/near.json")
+    with pytest.raises(InvalidArgument, match="out of bucket 'bkt'") as refused:
+        gcs.open_input(root, root / "bkt/near.json", FIELD)
+    assert refused.value.violations[0].field == FIELD
+
+
+def test_a_bucket_linked_to_another_is_refused(root: Path) -> None:
+    (root / "other").mkdir()
+    (root / "other/e.json").write_text("{}\n")
+    os.symlink(root / "other", root / "alias")
+    with pytest.raises(InvalidArgument, match="out of bucket 'alias'"):
+        gcs.input_files(root, "gs://alias/e.json", FIELD)
+    field = "errors_config.gcs_prefix"
+    with pytest.raises(InvalidArgument, match="out of bucket 'alias'") as refused:
+        gcs.check_output_folder(root, "gs://alias/errors/", field)
+    assert refused.value.violations[0].field == field
+    os.symlink(root / "other", root / "bkt/away")
+    with pytest.raises(InvalidArgument, match="out of bucket 'bkt'"):
+        gcs.make_output_folder(root, "gs://bkt/away/errors/", field)
+    assert not (root / "other/errors").exists()
+
+
 def test_output_folders_are_checked_without_being_made(root: Path, tmp_path: Path) -> None:
     folder = gcs.check_output_folder(root, "gs://bkt/new/errors/", "errors_config.gcs_prefix")
     assert folder == root / "bkt/new/errors" and not (root / "bkt/new").exists()
