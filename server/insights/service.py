@@ -14,6 +14,7 @@ from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 
 from server.console.pace import Listing
 from server.insights import funnel_request, tables, totals
+from server.insights.kept import Kept
 from server.loop import long_read
 from server.policy.auth import project_of
 from server.policy.envelope import reader_of
@@ -37,6 +38,7 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
     def __init__(self, store: Store, reading: Listing | None = None) -> None:
         self._store = store
         self._reading = reading or Listing(0, time.monotonic)  # (none: no bound)
+        self._tables = Kept()  # the tables computed, for their next pages (kept.py)
 
     async def RunFunnel(self, request: insights_pb2.RunFunnelRequest,
                   context: grpc.aio.ServicerContext) -> insights_pb2.RunFunnelResponse:
@@ -52,13 +54,15 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
         await answered_stored(self._store)
         return await self._reading.read(reader_of(context), long_read, tables.list_product_stats,
-                                       self._store, request, share=_project(request))
+                                       self._store, request, self._tables,
+                                       share=_project(request))
 
     async def ListJobStats(self, request: insights_pb2.ListJobStatsRequest,
                      context: grpc.aio.ServicerContext) -> insights_pb2.ListJobStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
         return await self._reading.read(reader_of(context), long_read, tables.list_job_stats,
-                                       self._store, request, share=_project(request))
+                                       self._store, request, self._tables,
+                                       share=_project(request))
 
     async def ComputeTotals(self, request: insights_pb2.ComputeTotalsRequest,
                       context: grpc.aio.ServicerContext) -> insights_pb2.ComputeTotalsResponse:

@@ -3,7 +3,8 @@ their rates, sorted and paged.
 
 The per-product table sums the store's per-day rollups (server/store/rollups.py)
 for the whole days of its range and decodes only the events of the part days at
-its edges. A table is computed whole, then sorted; a page token holds the offset of the
+its edges. A table is computed whole, then sorted, and kept for the pages that
+follow while nothing is written (kept.py); a page token holds the offset of the
 next row and a hash of what selects and sorts the rows, so a token is refused
 by a different question, and is signed (server/page_tokens.py).
 """
@@ -11,10 +12,11 @@ by a different question, and is signed (server/page_tokens.py).
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from footfall.insights.v1 import insights_pb2
@@ -25,6 +27,7 @@ from server.console.queries import page_size
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import read
 from server.insights.funnel_request import COMPANY_NOTE
+from server.insights.kept import Kept
 from server.store import Store, rollups
 from server.store.rollups import DAY_US, PRODUCT_TYPES
 
@@ -212,15 +215,27 @@ def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str
     return field, descending
 
 
-def page(rows: list[T], key: str, order: tuple[str, bool], size: int,
-         start: int) -> tuple[list[T], int | None]:
-    """The page of `rows` sorted by `order` (ties by `key`) from `start`, and where
-    the next begins (None: none follows)."""
+def ordered(rows: list[T], key: str, order: tuple[str, bool]) -> list[T]:
+    """`rows`, sorted in place by `order` (ties by `key`)."""
     field, descending = order
-    rows.sort(key=lambda r: getattr(r, key))
-    rows.sort(key=lambda r: getattr(r, field), reverse=descending)
+    rows.sort(key=operator.attrgetter(key))
+    rows.sort(key=operator.attrgetter(field), reverse=descending)
+    return rows
+
+
+def page(rows: list[T], size: int, start: int) -> tuple[list[T], int | None]:
+    """The page of the sorted `rows` from `start`, and where the next begins (None:
+    none follows)."""
     end = start + size
     return rows[start:end], end if end < len(rows) else None
+
+
+def _table(kept: Kept | None, paging: Paging, compute: Callable[[], T],
+           rows: Callable[[T], int]) -> T:
+    """`compute()`, or the table `kept` holds of the question (see kept.py)."""
+    if kept is None:
+        return compute()
+    return kept.table(paging.store, paging.question, compute, rows)
 
 
 _TOKEN_BODY = re.compile(rb"([0-9]{1,19})\.([0-9]{1,10})")
@@ -233,10 +248,13 @@ class Paging(NamedTuple):
 
     store: Store
     fingerprint: int
+    question: tuple[str, str]  # the request's kind and what selects and sorts its rows
 
     @classmethod
     def of(cls, store: Store, request: Any) -> Paging:
-        return cls(store, zlib.crc32(_question(request).encode()))
+        question = _question(request)
+        return cls(store, zlib.crc32(question.encode()),
+                   (request.DESCRIPTOR.full_name, question))
 
     def start(self, token: str) -> int:
         """The row `token` goes on at (0 for none). INVALID_ARGUMENT naming page_token
@@ -273,9 +291,10 @@ JOB_ORDERS = ("job", "impressions", "views", "application_starts", "application_
               "hires", "view_rate", "application_start_rate", "application_finish_rate")
 
 
-def list_product_stats(store: Store, request: insights_pb2.ListProductStatsRequest
-                       ) -> insights_pb2.ListProductStatsResponse:
-    """INVALID_ARGUMENT for a bad parent, range, order, size or token."""
+def list_product_stats(store: Store, request: insights_pb2.ListProductStatsRequest,
+                       kept: Kept | None = None) -> insights_pb2.ListProductStatsResponse:
+    """INVALID_ARGUMENT for a bad parent, range, order, size or token. `kept`: the
+    tables kept for the next pages (none: each page computes its table)."""
     violations: list[FieldViolation] = []
     catalog = gather(violations, read.parse_catalog_not_tenant, request.parent,
                      "per-product counts are a catalog's (projects/*/locations/*/catalogs/*), "
@@ -287,8 +306,13 @@ def list_product_stats(store: Store, request: insights_pb2.ListProductStatsReque
     raise_if_any(violations)
     paging = Paging.of(store, request)
     start = paging.start(request.page_token)  # (before the table is made)
-    rows, events, unpriced = product_stats(store, str(catalog), span)
-    shown, end = page(rows, "product_id", order, size, start)
+
+    def compute() -> tuple[list[ProductRow], int, int]:
+        rows, events, unpriced = product_stats(store, str(catalog), span)
+        return ordered(rows, "product_id", order), events, unpriced
+
+    rows, events, unpriced = _table(kept, paging, compute, lambda table: len(table[0]))
+    shown, end = page(rows, size, start)
     answer = insights_pb2.ListProductStatsResponse(products=[r.message() for r in shown],
                                                    next_page_token=paging.token(end),
                                                    events_read=events)
@@ -297,9 +321,10 @@ def list_product_stats(store: Store, request: insights_pb2.ListProductStatsReque
     return answer
 
 
-def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
-                   ) -> insights_pb2.ListJobStatsResponse:
-    """INVALID_ARGUMENT for a bad parent, range, order, size or token."""
+def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest,
+                   kept: Kept | None = None) -> insights_pb2.ListJobStatsResponse:
+    """INVALID_ARGUMENT for a bad parent, range, order, size or token. `kept`: as
+    list_product_stats'."""
     violations: list[FieldViolation] = []
     tenant = gather(violations, read.parse_tenant_not_catalog, request.parent,
                     "per-job counts are a talent tenant's (projects/*/tenants/*), got the "
@@ -311,8 +336,13 @@ def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
     raise_if_any(violations)
     paging = Paging.of(store, request)
     start = paging.start(request.page_token)  # (before the table is made)
-    rows, events = job_stats(store, str(tenant), span)
-    shown, end = page(rows, "job", order, size, start)
+
+    def compute() -> tuple[list[JobRow], int]:
+        rows, events = job_stats(store, str(tenant), span)
+        return ordered(rows, "job", order), events
+
+    rows, events = _table(kept, paging, compute, lambda table: len(table[0]))
+    shown, end = page(rows, size, start)
     return insights_pb2.ListJobStatsResponse(jobs=[r.message() for r in shown],
                                              next_page_token=paging.token(end),
                                              events_read=events,

@@ -258,6 +258,13 @@ class Store(Protocol):
         Currency "" carries the counts (revenue 0), a currency code the revenue;
         rollups.EVENTS ("", "*") the events of the three types, in views."""
 
+    def data_version(self) -> object:
+        """A value that changes once any write of any process has committed to the
+        store since it was read (and a few other times): equal values read before
+        a read and later say that nothing the read could see has changed meanwhile,
+        so what it computed may serve again (server/insights/kept.py). Values are
+        compared for equality only."""
+
     # -- the console (documented in server/store/console.py) ----------------
 
     def user_events_newest(self, query: EventQuery, limit: int,

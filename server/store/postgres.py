@@ -811,6 +811,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             raise StoreUnavailable("the database is unreachable; try again later",
                                    f"PostgreSQL at {self._where} does not answer")
 
+    def data_version(self) -> str:
+        """See Store.data_version: the database cluster's current snapshot (the
+        transactions completed and under way). Every write of every replica commits
+        a transaction with an id, which changes it once it commits: it completes,
+        ending its place among those under way or moving the snapshot's end past
+        it. (Writes to the cluster's other databases change it too.)"""
+        return str(self._fetch("SELECT txid_current_snapshot()::text", ())[0][0])
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows of a read; a stale pooled connection (database restarted) is retried
         once on a fresh one. StoreUnavailable when the database does not answer."""

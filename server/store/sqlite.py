@@ -183,6 +183,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         # Each reading thread's connection, with the thread (see _reader).
         self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._local = threading.local()
+        # A connection that never writes, for data_version (see there), and its lock.
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_lock = threading.Lock()
         self._closed = False
         self._full = False  # the last write failed for want of disk space
         self._failing = False  # the last write met an I/O error (see _disk_failed)
@@ -668,6 +671,28 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._reads_work()
         return rows
 
+    def data_version(self) -> int:
+        """See Store.data_version. In memory, the rows its one connection (every
+        write's) has changed; in a file, PRAGMA data_version of a connection of its
+        own that never writes: SQLite changes it for every commit of another
+        connection, of this process's writer or of any other process."""
+        if self._closed:
+            raise RuntimeError("store is closed")
+        if self._memory:
+            with self._shared_lock:
+                return int(self._writer_conn.total_changes)
+        try:
+            with self._version_lock:
+                if self._version_conn is None:
+                    self._version_conn = self._connect()
+                    self._version_conn.execute("PRAGMA query_only = ON")
+                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            failed = self._read_failed(exc)
+            if failed is None:
+                raise
+            raise failed from exc
+
     def _stream(self, query: str, params: Sequence[Any], size: int) -> Iterator[Any]:
         if self._memory:
             # (its reader is the writer, under the lock: not held while the rows are
@@ -816,6 +841,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             for _, conn in self._readers:
                 conn.close()
             self._readers.clear()
+        with self._version_lock:
+            if self._version_conn is not None:
+                self._version_conn.close()
         self._writer_conn.close()
         if self._writers is not None:
             self._writers.close()
