@@ -75,7 +75,7 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
         first, end = days
         summed = store.product_days(catalog, first, end)
         events = sum(row[2] for row in summed if row[:2] == rollups.EVENTS)
-        unpriced = _add((row for row in summed if row[:2] != rollups.EVENTS), counts, revenue)
+        unpriced = _add_summed(summed, counts, revenue)
         edges = []
         if first is not None and span.start_us is not None:
             edges.append(span.clipped(None, first * DAY_US))
@@ -116,6 +116,22 @@ class ProductRow(NamedTuple):
         for currency, amount in sorted((self.revenue or {}).items()):
             row.revenue.add(currency_code=currency, amount=amount)
         return row
+
+
+def _add_summed(summed: Sequence[rollups.Line], counts: dict[str, list[int]],
+                revenue: dict[str, dict[str, float]]) -> int:
+    """_add of Store.product_days' rows (one per product and currency; EVENTS left
+    out), into empty `counts` and `revenue`: as _add does, each row's numbers taken
+    at once rather than added one by one to zeros (600,000 products: _add was a
+    third of the table's CPU)."""
+    unpriced = 0
+    for product_id, currency, views, carts, purchases, units, priceless, amount in summed:
+        if not currency:
+            counts[product_id] = [views, carts, purchases, units]
+            unpriced += priceless
+        elif (product_id, currency) != rollups.EVENTS:
+            revenue[product_id][currency] += amount
+    return unpriced
 
 
 def _add(lines: Iterable[rollups.Line], counts: dict[str, list[int]],
