@@ -14,8 +14,11 @@ unchanged, the rows from its offset of the table as it is when the page is asked
 (a write between two pages may move rows across their boundary, as it did).
 
 Computations of one question take turns: a reader that comes while another
-computes it waits, then takes the table computed unless something was written
-meanwhile (then computes it again, for itself and those after it).
+computes it waits, then takes the table computed next if not that one (whose
+version was read before it came, unless nothing was written since): the table of
+a version read after a reader came shows every write committed before it came.
+So however busy the writes (on PostgreSQL, the whole cluster's), readers of one
+question at once compute it twice at most.
 
 Bounded: KEPT_TABLES tables, KEPT_ROWS rows in all (a table of more is not kept),
 none older than KEPT_SECONDS.
@@ -42,6 +45,7 @@ KEPT_SECONDS = 600.0  # a reader pages on within minutes, or asks again
 
 class _Table(NamedTuple):
     version: object  # the store's data version read before it was computed
+    covers: int  # the readers (tickets) come before that version was read
     table: Any
     rows: int
     made: float  # clock seconds
@@ -58,6 +62,7 @@ class Kept:
         self._lock = threading.Lock()
         self._tables: OrderedDict[Hashable, _Table] = OrderedDict()  # latest used last
         self._turns: dict[Hashable, list[Any]] = {}  # question -> [lock, holders]
+        self._tickets = 0  # readers come so far, each numbered
         self.computed = 0  # tables computed so far (for tests and benchmarks)
 
     def table(self, store: Store, question: Hashable, compute: Callable[[], T],
@@ -65,12 +70,17 @@ class Kept:
         """The table of `question` (hashable, and naming its kind of table):
         the one kept, when the store's data version is still the one it was
         computed at, else `compute()` (kept when its `rows` are few enough)."""
+        with self._lock:
+            self._tickets += 1
+            ticket = self._tickets
         with self._turn(question):
+            with self._lock:
+                covers = self._tickets  # (read before the version: come before it)
             version = store.data_version()
             with self._lock:
                 self._forget_old()
                 kept = self._tables.get(question)
-                if kept is not None and kept.version == version:
+                if kept is not None and (kept.version == version or kept.covers >= ticket):
                     self._tables.move_to_end(question)
                     return kept.table  # type: ignore[no-any-return]
                 self._tables.pop(question, None)  # (stale: let it go before computing)
@@ -79,7 +89,8 @@ class Kept:
             count = rows(table)
             if count <= self._rows_kept:
                 with self._lock:
-                    self._tables[question] = _Table(version, table, count, self._clock())
+                    self._tables[question] = _Table(version, covers, table, count,
+                                                    self._clock())
                     self._trim()
             return table
 
