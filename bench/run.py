@@ -27,6 +27,7 @@ from bench import (
     count,
     imports,
     insights,
+    insights_products,
     inventory,
     purge,
     scale,
@@ -48,6 +49,7 @@ PROFILES: dict[str, dict[str, Any]] = {
              "watch": {"latency_watchers": 10, "rate": 200, "events": 3_000, "watchers": 200,
                        "callers": (16, 64), "requests": 5_000, "reps": 3},
              "insights": {"sizes": (1_000_000,), "reps": 3},
+             "insights_products": {"events": 1_200_000, "products": 600_000, "reps": 3},
              "count": {"size": 1_000_000, "reps": 5},
              "versions": {"requests": 10_000, "reps": 3, "events": 200_000}},
     "quick": {"write": {"requests": 1_500, "reps": 1},
@@ -61,6 +63,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "watch": {"latency_watchers": 4, "rate": 100, "events": 500, "watchers": 200,
                         "callers": (16, 64), "requests": 1_000, "reps": 1},
               "insights": {"sizes": (20_000,), "reps": 1},
+              "insights_products": {"events": 20_000, "products": 10_000, "reps": 1},
               "count": {"size": 20_000, "reps": 3},
               "versions": {"requests": 1_500, "reps": 1, "events": 20_000}},
     # what the test suite runs so that no benchmark rots; the figures mean nothing
@@ -75,6 +78,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "watch": {"latency_watchers": 2, "rate": 100, "events": 20, "watchers": 3,
                         "callers": (4,), "requests": 50, "reps": 1},
               "insights": {"sizes": (1_000,), "reps": 1},
+              "insights_products": {"events": 1_000, "products": 500, "reps": 1},
               "count": {"size": 1_000, "reps": 1},
               "versions": {"requests": 100, "reps": 1, "callers": (4,), "events": 500}},
 }
@@ -105,6 +109,7 @@ def run(profile: str, only: set[str] | None = None,
     steps = {"write": write.run, "collect": collect.run, "import": imports.run,
              "purge": purge.run, "scale": scale.run, "inventory": inventory.run,
              "console": console.run, "watch": watch.run, "insights": insights.run,
+             "insights_products": insights_products.run,
              "count": count.run, "versions": versions.run}
     for name, fn in steps.items():
         if only and name not in only:
@@ -133,7 +138,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--only", nargs="*",
                         help="write, collect, import, purge, scale, inventory, console, "
-                             "watch, insights, count, versions")
+                             "watch, insights, insights_products, count, versions")
     parser.add_argument("--no-report", action="store_true", help="print JSON only")
     args = parser.parse_args()
     only = set(args.only) if args.only else None

@@ -51,6 +51,8 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert watch["latency"]["arrivals"] == 2 * 20
     assert watch["watchers"]["received_per_watcher"] == 500 + 50
     assert results["count"]["filtered_pages"]["ms"]["median"] > 0  # it checks its counts
+    products = results["insights_products"]["sqlite"]  # (a table of 500 products)
+    assert products["whole_days_next_page"]["seconds"] > 0
     versions = results["versions"]  # it checks what was stored and re-imported
     assert set(versions["write"]["4"]["ratios"]) == {"v2", "v2beta", "v2alpha"}
     assert versions["export"]["export_per_second"]["median"] > 0
