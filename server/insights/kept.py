@@ -2,9 +2,9 @@
 that follow, and one computation of a question at a time.
 
 A per-product or per-job table costs time in proportion to its rows, and a page
-of it was the whole table computed again: 600,000 products took 8 s of CPU a
-page, and 8 readers of one first page at once took more than 120 s
-(bench/insights_products.py). So a table is kept under its question (what selects
+of it was the whole table computed again: 600,000 products took 4-6 s of the
+server's CPU a page (SQLite or PostgreSQL), and 8 readers of one first page at
+once 48 s of CPU (bench/insights_products.py). So a table is kept under its question (what selects
 and sorts its rows: the request less its paging) and the store's data version
 (Store.data_version), read just before the table was computed; a page is served
 from it only while that version is still the store's, that is while no write of
