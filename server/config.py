@@ -474,6 +474,13 @@ class Settings:
         "some calls of a client sending many together, which most clients do not send "
         "again (see \"Limits\"); `0` no bound",
         check=between(0, GRPC_OPTION_MAX))
+    max_request_bytes_held: int = option(
+        -1, INTEGER, "bytes the gRPC requests being read or served hold together: a call's "
+        "request is read once there is room for one of --max-request-bytes, and holds its "
+        "size until the call ends; a call that finds no room within 10 s is refused "
+        "`RESOURCE_EXHAUSTED` (see \"Limits\"); `-1` 16 × --max-request-bytes (HTTP "
+        "bodies have as much room of their own); less than --max-request-bytes is taken "
+        "as it", check=at_least(-1), readme_default="`-1`")
 
 
 OPTIONS: tuple[Option, ...] = tuple(

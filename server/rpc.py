@@ -46,10 +46,12 @@ from server.errors import (
 )
 from server.policy import KeylessRefusals, Policy
 from server.policy.auth import READER_METHODS, Authenticator, Role
+from server.policy.call_ends import at_call_end
 from server.policy.call_shares import CallShares, Refused
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.limits import EVENT_FIELDS
 from server.policy.quota import TokenBuckets
+from server.policy.request_room import SLOW, RequestRoom
 from server.policy.unsent import Unsent
 from server.ports import client_address
 from server.store import packed
@@ -451,9 +453,11 @@ class _UnreadRequests:
     is the oldest (the newcomer refused instead, a client reopening its calls in a
     loop would keep every other one out)."""
 
-    def __init__(self, most: int, seconds: float = REQUEST_SECONDS) -> None:
+    def __init__(self, most: int, seconds: float = REQUEST_SECONDS,
+                 room: RequestRoom | None = None) -> None:
         self.most = max(1, most)
         self.seconds = seconds
+        self.room = room  # (a request is read once it has room: see RequestRoom)
         # The tasks of the calls waiting, oldest first. (The call's own task is
         # cancelled to end its wait: a task and futures of their own for each call, as
         # asyncio.wait makes, held twice the memory while 10,000 such calls came.)
@@ -474,21 +478,33 @@ class _UnreadRequests:
         assert task is not None
         self._tasks[task] = None
         timer = asyncio.get_running_loop().call_later(self.seconds, self._late, task)
+        room, raw = self.room, None
         try:
-            return await context.read()
+            if room is not None:
+                await room.enter()
+            raw = await context.read()
+            return raw
         except asyncio.CancelledError as exc:
             why = exc.args[0] if exc.args else None
-            if why not in (_MADE_ROOM, _LATE):
+            if why not in (_MADE_ROOM, _LATE, SLOW):
                 raise  # (the call itself ended)
             task.uncancel()
+        except ResourceExhausted as exc:  # (no room in time: RequestRoom.enter)
+            status = rpc_status.to_status(status_of(exc))
+            await context.abort_with_status(status)
         finally:
             timer.cancel()
             self._tasks.pop(task, None)
+            if room is not None:
+                _held_until_call_end(room, raw)
         await context.abort(grpc.StatusCode.UNAVAILABLE,
                             f"the request must come whole within {self.seconds:g} s" + (
                                 f" (the one waited for longest makes room once {self.most} "
-                                f"calls wait for theirs)" if why == _MADE_ROOM
-                                else ""))
+                                f"calls wait for theirs)" if why == _MADE_ROOM else
+                                f" while other calls wait for room (its read took "
+                                f"{room.slow_seconds:g} s, and the requests read at once "
+                                f"hold at most --max-request-bytes-held)"
+                                if why == SLOW and room is not None else ""))
 
     def _late(self, task: asyncio.Task[Any]) -> None:
         if self._tasks.pop(task, 0) is None:  # (still waiting)
@@ -496,6 +512,17 @@ class _UnreadRequests:
 
 
 _MADE_ROOM, _LATE = "made room", "late"  # why _UnreadRequests ended a wait
+
+
+def _held_until_call_end(room: RequestRoom, raw: Any) -> None:
+    """The request `raw` (None, or EOF: none came) counted in `room` until the
+    current call ends; else its read let go of."""
+    if not isinstance(raw, bytes):
+        room.leave()
+        return
+    size = len(raw)
+    room.read(size)
+    at_call_end(lambda _: room.done(size))
 
 
 def _read_in_time(handler: grpc.RpcMethodHandler, unread: _UnreadRequests,
@@ -889,9 +916,10 @@ class CallGuard(grpc.GenericRpcHandler):
     def __init__(self, policy: Policy | None = None, max_streams: int = 1000,
                  max_keyless_streams: int = -1, per_address: int = 16,
                  keyless_seconds: float = 0.0, max_answer_bytes: int = 10 << 20,
-                 max_event_bytes: int | None = None, max_concurrent_rpcs: int = 10000) -> None:
+                 max_event_bytes: int | None = None, max_concurrent_rpcs: int = 10000,
+                 request_room: RequestRoom | None = None) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
-        self._unread = _UnreadRequests(max_concurrent_rpcs // UNREAD_SHARE)
+        self._unread = _UnreadRequests(max_concurrent_rpcs // UNREAD_SHARE, room=request_room)
         self._max_event_bytes = max_event_bytes  # (--max-event-bytes: see _decoder)
         self._unsent = Unsent(max_answer_bytes)  # unary answers not yet taken
         # Calls of one request (all but reflection's) by caller: answers never taken
