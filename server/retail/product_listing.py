@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # (`footfall products list --server` checks its filter here)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
 _SCAN_BATCH = 200  # products read at once (each of up to product_validation.MAX_PRODUCT_BYTES)
+# ... and at most about this many bytes of them, a batch ending with the product that
+# passes it: 200 products of 2 MiB each were 400 MB held by one scan, and a scan runs
+# on each reading thread (--workers) at once.
+SCAN_BYTES = 4 * 1024 * 1024
 # Products one call of ListProducts reads at most while its filter (a type, a
 # primary's variants) leaves its page short, as the console's lists do: one that
 # matched none read the whole branch in one call (50,000 products: 0.29 s of a
@@ -143,8 +147,10 @@ def scan(store: Store, branch: str, keep: Callable[[Any], bool], after_id: str =
     while True:
         batch = _SCAN_BATCH if scanned.limit is None \
             else min(_SCAN_BATCH, scanned.limit - scanned.read)
-        rows = store.list_products(branch, batch, after_id)
+        rows = store.list_products(branch, batch, after_id, max_bytes=SCAN_BYTES)
+        held = 0
         for product_id, payload in rows:
+            held += len(payload)
             scanned.read += 1
             scanned.last_id = product_id
             if marker and marker not in payload:
@@ -152,7 +158,7 @@ def scan(store: Store, branch: str, keep: Callable[[Any], bool], after_id: str =
             product = decode(payload, branch, product_id)
             if keep(product):
                 yield product
-        if len(rows) < batch:
+        if not rows or (len(rows) < batch and held < SCAN_BYTES):  # (not cut by its bytes)
             return
         after_id = rows[-1][0]
         if scanned.limit is not None and scanned.read >= scanned.limit:

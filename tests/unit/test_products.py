@@ -213,3 +213,29 @@ def test_scan_pages_through_batches_and_prefilters() -> None:
         assert found[0].name == f"{BRANCH}/products/p0101"
     finally:
         store.close()
+
+
+def test_a_scan_holds_a_batch_of_products_by_their_bytes(monkeypatch: Any) -> None:
+    """A scan reads its products in batches of at most about SCAN_BYTES (plus the one
+    product that passes it), not _SCAN_BATCH of up to 2 MiB each (400 MB); and still
+    reads every product. (Without max_bytes, one batch held all 24 of 0.5 MiB: 12 MiB.)"""
+    store = open_store("memory://")
+    batches: list[int] = []
+    listed = store.list_products
+
+    def counted(*args: Any, **kwargs: Any) -> list[tuple[str, bytes]]:
+        rows = listed(*args, **kwargs)
+        batches.append(sum(len(payload) for _, payload in rows))
+        return rows
+
+    try:
+        for i in range(24):
+            product = make(id=f"p{i:02}", description="d" * (512 * 1024))
+            store.create_product(BRANCH, product.id, product.SerializeToString())
+        monkeypatch.setattr(store, "list_products", counted)
+        found = [p.id for p in product_listing.scan(store, BRANCH, lambda _: True)]
+        assert found == [f"p{i:02}" for i in range(24)]
+        one = len(make(id="p00", description="d" * (512 * 1024)).SerializeToString())
+        assert max(batches) <= product_listing.SCAN_BYTES + one, batches
+    finally:
+        store.close()
