@@ -56,6 +56,7 @@ from server.http import crosssite
 from server.insights import service as insights_service
 from server.lines import counted
 from server.loop import LoopThread
+from server.malloc_tuning import return_large_blocks
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
 from server.operations.sweep import OperationSweep
@@ -655,6 +656,7 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     wake it: SIGHUP (or SIGTERM) could wait for ever.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    return_large_blocks()
     try:
         running = start(settings, process=process, keys=keys)
     except AuthFileError as exc:
