@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,10 +65,17 @@ def test_a_call_finding_no_room_for_its_request_is_refused_naming_the_flag(
         watch = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(parent=PARENT),
                                         timeout=30)
         try:
-            with pytest.raises(grpc.RpcError) as refused:
-                _write(channel, "refused")
-            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "--max-request-bytes-held" in (refused.value.details() or "")
+            refused = None
+            for n in range(100):  # (until the watch's request is in: it is sent at once)
+                try:
+                    _write(channel, f"before-{n}")
+                except grpc.RpcError as exc:
+                    refused = exc
+                    break
+                time.sleep(0.05)
+            assert refused is not None, "no write was refused"
+            assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, refused.details()
+            assert "--max-request-bytes-held" in (refused.details() or "")
         finally:
             watch.cancel()
         _write(channel, "written")
