@@ -688,10 +688,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                     self._version_conn.execute("PRAGMA query_only = ON")
                 return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
-            failed = self._read_failed(exc)
-            if failed is None:
-                raise
-            raise failed from exc
+            self._refuse_failed_read(exc)
+            raise
 
     def _stream(self, query: str, params: Sequence[Any], size: int) -> Iterator[Any]:
         if self._memory:

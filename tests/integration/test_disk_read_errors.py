@@ -8,7 +8,7 @@ and writes answer as before. Needs root and a loop device: else the test skips."
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -52,6 +52,20 @@ def running(disk: FailingDisk, tmp_path: Path) -> Iterator[Running]:
                             workers=4, gcs_root=str(tmp_path / "gcs")))
     yield server
     server.stop()
+
+
+
+def writes_again(write: Callable[[str], None]) -> None:
+    """Wait until `write("after")` commits again (the disk healed)."""
+
+    def writes() -> bool:
+        try:
+            write("after")
+        except grpc.RpcError:
+            return False
+        return True
+
+    eventually(writes, "writes to commit again")
 
 
 def test_reads_the_disk_fails_are_refused_unavailable_said_once_and_recover(
@@ -135,15 +149,7 @@ def test_writes_on_a_disk_failing_its_reads_are_refused_unavailable_and_pixels_w
         assert not [r for r in caplog.records if r.exc_info], said  # no traceback a call
 
         disk.heal()
-
-        def writes() -> bool:
-            try:
-                write("after")
-            except grpc.RpcError:
-                return False
-            return True
-
-        eventually(writes, "writes to commit again")
+        writes_again(write)
     running.store.flush()
     stored = [user_event_pb2.UserEvent.FromString(payload).visitor_id
               for _, payload in running.store.list_user_events(EventQuery(PARENT), 1000)]
@@ -190,15 +196,7 @@ def test_a_join_whose_products_the_disk_fails_to_read_is_unavailable_and_kept(
         assert not [r for r in caplog.records if r.exc_info], said  # no traceback a call
 
         disk.heal()
-
-        def writes() -> bool:
-            try:
-                write("after")
-            except grpc.RpcError:
-                return False
-            return True
-
-        eventually(writes, "writes to commit again")
+        writes_again(write)
     running.store.flush()
     stored = {event.visitor_id: event.product_details[0].product.title for event in (
         user_event_pb2.UserEvent.FromString(payload)
