@@ -550,17 +550,20 @@ class KeylessRefusals:
 
 
 @functools.lru_cache(maxsize=4096)
-def site_of(address: str) -> str | None:
+def site_of(budget: str) -> str | None:
     """The /48 (SITE_PREFIX) of an IPv6 client's /64 as ports.ip_prefix writes it
-    (`2001:db8:1:2::/64` -> `2001:db8:1::/48`); None for anything else (an IPv4
-    address, a key's budget: see refusal_budget)."""
+    (`2001:db8:1:2::/64` -> `2001:db8:1::/48`), a writer key's by client address too
+    (`key K from 2001:db8:1:2::/64` -> `key K from 2001:db8:1::/48`: refusal_budget;
+    by /64 alone, a client of the public key with a /48 had 65,536 budgets of its
+    refusals); None for anything else (an IPv4 address, a key's own budget)."""
+    key, party, address = budget.rpartition(" from ")
     if not address.endswith("/64"):
         return None
     try:
         network = ipaddress.IPv6Network(address)
     except ValueError:
         return None
-    return str(network.supernet(new_prefix=SITE_PREFIX))
+    return f"{key}{party}{network.supernet(new_prefix=SITE_PREFIX)}"
 
 
 def _past(buckets: TokenBuckets, sites: TokenBuckets, address: str) -> bool:

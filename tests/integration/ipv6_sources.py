@@ -4,6 +4,7 @@ socket bound to its own. Prints what each client met, as JSON."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
@@ -39,6 +40,11 @@ BURST = 200  # the server's KEYLESS_REFUSALS_BURST, of one /64
 # (what the namespace's loopback is given)
 ADDRESSES = (SERVER, *SAME_64, OTHER_64, *SIX_TO_FOUR, *TEREDO, *SITE_64S, OTHER_SITE)
 KEY = "ipv6-sources-reader-key-0123456789"
+WRITER_KEY = "ipv6-sources-writer-key-0123456789"  # (a shop's public key)
+# A writer key's read: refused for its role (PERMISSION_DENIED), spending the key's
+# budget of refusals by client address (server.policy.refusal_budget)
+A_WRITERS_READ = ("/console/v1/projects/p/locations/global/catalogs/default_catalog/"
+                  f"userEvents HTTP/1.1\r\nx-goog-api-key: {WRITER_KEY}")
 WATCH = "/grpc.health.v1.Health/Watch"
 
 
@@ -65,14 +71,14 @@ def http_answer(source: str, port: int) -> str:
     return head + (" (from this address)" if b"from this address" in answer else "")
 
 
-def pipelined(source: str, port: int, count: int = BURST) -> int:
-    """How many of `count` requests of /healthz without a key from `source`, sent at
-    once on one connection, were answered before it closed (the first answered past
-    the budgets of refusals, after its wait, closes it)."""
+def pipelined(source: str, port: int, count: int = BURST,
+              target: str = "/healthz HTTP/1.1") -> int:
+    """How many of `count` requests of `target` (/healthz without a key), sent at
+    once from `source` on one connection, were answered before it closed (the first
+    answered past the budgets of refusals, after its wait, closes it)."""
     sock = connect(source, port)
     with sock:
-        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: [{SERVER}]:{port}\r\n\r\n".encode()
-                     * count)
+        sock.sendall(f"GET {target}\r\nHost: [{SERVER}]:{port}\r\n\r\n".encode() * count)
         answer = b""
         while answer.count(b"HTTP/1.1 ") < count:
             more = sock.recv(65536)
@@ -103,7 +109,8 @@ def watch(source: str, port: int) -> tuple[str, socket.socket]:
 def main() -> None:
     folder = Path(tempfile.mkdtemp())
     keys = folder / "keys.json"
-    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "reader"}}}))
+    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "reader"},
+                                         WRITER_KEY: {"projects": ["p"], "role": "writer"}}}))
     keys.chmod(0o600)
     settings = Settings(host=SERVER, port=0, store=f"sqlite:///{folder}/events.db",
                         grace_seconds=5, http_port=-1, auth_file=str(keys),
@@ -127,6 +134,14 @@ def main() -> None:
         said["http, /64s of one /48 answered at once"] = sum(answered[:-1]) // BURST
         said["http, the /64 of the /48 paced"] = answered[-1] < BURST
         said["http, another /48, answered at once"] = pipelined(OTHER_SITE, server.http_port)
+        # The same of a writer key's refusals: its budget by /64, and by /48 as well
+        writes = functools.partial(pipelined, port=server.http_port, target=A_WRITERS_READ)
+        answered = [writes(SITE_64S[0])]
+        while answered[-1] == BURST and len(answered) < len(SITE_64S):
+            answered.append(writes(SITE_64S[len(answered)]))
+        said["http, a writer key's /64s of one /48 answered at once"] = \
+            sum(answered[:-1]) // BURST
+        said["http, a writer key's /64 of the /48 paced"] = answered[-1] < BURST
         # gRPC: one health watch without a key per client address (the flag at 1)
         for source in (SAME_64[0], SAME_64[1], OTHER_64, *SIX_TO_FOUR, *TEREDO):
             outcome, sock = watch(source, server.port)

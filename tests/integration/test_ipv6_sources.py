@@ -43,6 +43,11 @@ def test_the_addresses_of_one_64_are_one_client() -> None:
     at_once = said.pop("http, /64s of one /48 answered at once")
     assert 16 <= at_once < 48 and said.pop("http, the /64 of the /48 paced"), ran.stderr[-3000:]
     assert said.pop("http, another /48, answered at once") == BURST
+    # A writer key's budgets of refusals by /64 share budgets by /48 as well: by /64
+    # alone, a client of the public key with a /48 had 65,536 of them, none paced.
+    at_once = said.pop("http, a writer key's /64s of one /48 answered at once")
+    assert 16 <= at_once < 48 and said.pop("http, a writer key's /64 of the /48 paced"), \
+        (at_once, ran.stderr[-3000:])
     assert said == {
         # --http-max-connections-per-address 2: two addresses of a /64 hold its two
         "http, a third address of the /64": "HTTP/1.1 503 Service Unavailable (from this address)",

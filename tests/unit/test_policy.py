@@ -29,7 +29,7 @@ from server.errors import (
     ResourceExhausted,
 )
 from server.policy import Policy
-from server.policy.auth import Authenticator, MissingKey
+from server.policy.auth import Authenticator, Grant, MissingKey, Role
 from server.policy.faults import FaultInjector
 from server.policy.metrics import Metrics
 from server.policy.quota import ByteQuota, WriteQuota
@@ -462,6 +462,28 @@ def test_the_64s_of_one_48_share_budgets_of_16_64s(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(policy_module, "KEYLESS_REFUSAL_DELAY", 0.05)
     asyncio.run(waits())
+
+
+def test_a_writer_keys_budgets_by_64_share_budgets_by_48() -> None:
+    """A writer key's budget of refusals is by client address (refusal_budget), and a
+    client of the public key with a /48 has 65,536 /64s: they share budgets of
+    SITE_BUDGETS /64s' of the key as well, as a keyless client's do. Another key's,
+    the same /48's without a key, and another /48's are apart."""
+    clock = FixedClock(1_714_564_800 * 10**9)
+    pace = policy_module.KeylessRefusals(clock=clock)
+    burst, sites = policy_module.KEYLESS_REFUSALS_BURST, policy_module.SITE_BUDGETS
+    writer = Grant(Role.WRITER, frozenset({"shop"}), "w", identity=b"\xab")
+    for n in range(sites):
+        for _ in range(burst):
+            assert not pace.past(policy_module.refusal_budget(writer, f"2001:db8:5:{n:x}::/64"))
+    assert pace.past(policy_module.refusal_budget(writer, "2001:db8:5:ff::/64"))
+    assert not pace.past(policy_module.refusal_budget(writer, "2001:db8:6::/64"))
+    other = Grant(Role.WRITER, frozenset({"shop"}), "v", identity=b"\xcd")
+    assert not pace.past(policy_module.refusal_budget(other, "2001:db8:5:ff::/64"))
+    assert not pace.past("2001:db8:5:ff::/64")
+    assert policy_module.site_of("key ab from 2001:db8:5:ff::/64") == "key ab from 2001:db8:5::/48"
+    assert policy_module.site_of("key ab from 203.0.113.7") is None
+    assert policy_module.site_of("key ab") is None
 
 
 def test_the_log_lines_left_out_of_a_window_are_counted_when_it_ends(
