@@ -139,12 +139,18 @@ def ip_prefix(host: str) -> str:
             return str(ip.ipv4_mapped)
         if ip in _TRANSLATED:
             return str(ipaddress.IPv4Address(ip.packed[-4:]))
-        if ip.sixtofour is not None:
-            return str(ip.sixtofour)
-        if ip.teredo is not None:
-            return str(ip.teredo[1])
+        carried = ip.sixtofour or (ip.teredo[1] if ip.teredo is not None else None)
+        # (one that carries no address of a host elsewhere, 127.0.0.1 or 0.0.0.0, no
+        # relay routes: counted as that address it would share the server's own
+        # callers' budgets, health checks on the loopback among them)
+        if carried is not None and not _routes_nowhere(carried):
+            return str(carried)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+def _routes_nowhere(ip: ipaddress.IPv4Address) -> bool:
+    return ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast
 
 
 # The well-known prefix of IPv4 addresses translated to IPv6 (RFC 6052)

@@ -43,6 +43,11 @@ from server.ports import client_address, ip_prefix
     ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),
     ("2001:0:4136:e378:8000:63bf:3fff:fdd1", "192.0.2.46"),  # (the same relay: another)
     ("2001:db8:1:2::1", "2001:db8:1:2::/64"),  # (2001:db8::/32 is not Teredo's)
+    # one carrying an address no relay routes to (the loopback, 0.0.0.0): its /64, not
+    # the server's own callers' address
+    ("2002:7f00:1::5", "2002:7f00:1::/64"),
+    ("2002::5", "2002::/64"),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "2001:0:4136:e378::/64"),
     # one /64, however its address is spelled
     ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
     ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
