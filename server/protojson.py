@@ -1097,7 +1097,7 @@ def said(error: json_format.ParseError) -> tuple[list[str], str]:
         # (one step a level: a product nesting its variants 150 deep was named by a
         # path of 100 "variants", and no index)
         names = _to_first_repeat(names)
-        reason = f"nests messages deeper than protobuf reads ({reason[len(_TOO_DEEP):]})"
+        reason = f"nests messages too deep for protobuf ({reason[len(_TOO_DEEP):]})"
     for pattern, plain in _PLAIN:
         found = pattern.search(reason)
         if found is not None:

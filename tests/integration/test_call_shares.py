@@ -157,18 +157,29 @@ def test_refusals_past_a_callers_share_wait_past_their_budget(
             def timed(sent: float) -> Any:
                 return lambda _call: took.append(time.monotonic() - sent)
 
+            # How many wait at once, as the server counts them: on a loaded machine a
+            # refusal answered at once may take as long as one that waited (CI: 203 of
+            # 300 took 0.9 s or more), so the bound is read there, the waits by time.
+            refusals = server.policy.keyless_refusals if server.policy else None
+            assert refusals is not None
+            most_waiting = 0
             for n in range(more):
                 sent = time.monotonic()
                 call = write(f"more-{n}", ())
                 call.add_done_callback(timed(sent))
                 asked.append(call)
+                most_waiting = max(most_waiting, refusals.waiting)
+            while not all(call.done() for call in asked):
+                most_waiting = max(most_waiting, refusals.waiting)
+                time.sleep(0.001)
             assert all(call.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for call in asked)
             for _ in range(100):  # (the callbacks, run on grpc's thread)
                 if len(took) == more:
                     break
                 time.sleep(0.01)
             waited = sum(1 for seconds in took if seconds >= 0.9)
-            assert 10 <= waited <= MOST_CALLS // 10, (waited, time.monotonic() - began)
+            assert waited >= 10, (waited, time.monotonic() - began)
+            assert 10 <= most_waiting <= MOST_CALLS // 10, most_waiting
         finally:
             for call in held:
                 call.cancel()

@@ -169,4 +169,4 @@ def test_a_body_past_protobuf_depth_is_refused_by_a_short_path(served: Running) 
     assert reply.status == 400, reply.body[:300]
     [(field, reason)] = reply.violations().items()
     assert field == "user_event.product_details[0].product.variants[0].variants[0]"
-    assert "nests messages deeper than protobuf reads" in reason
+    assert "nests messages too deep for protobuf" in reason
