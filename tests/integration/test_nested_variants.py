@@ -76,6 +76,15 @@ def test_an_event_written_can_be_listed_by_our_grpc_stubs(served: Running) -> No
     assert len(page.user_events) == 1
 
 
+def finished(port: int, name: str) -> dict[str, Any]:
+    """The operation `name` once done (over REST, within 30 s)."""
+    deadline = time.monotonic() + 30
+    while not (operation := call(port, "GET", f"/v2/{name}").json()).get("done"):
+        assert time.monotonic() < deadline, operation
+        time.sleep(0.05)
+    return operation  # type: ignore[no-any-return]
+
+
 def listing_status(port: int, catalog: str) -> int:
     return call(port, "GET", f"/console/v1/{catalog}/userEvents").status
 
@@ -108,11 +117,7 @@ def test_a_file_import_never_stores_an_event_its_catalog_cannot_list(
     started = call(gcs_served.http_port, "POST", f"/v2/{catalog}/userEvents:import", {
         "inputConfig": {"gcsSource": {"inputUris": ["gs://bucket/events.json"]}}})
     assert started.status == 200, started.body[:300]
-    name = started.json()["name"]
-    deadline = time.monotonic() + 30
-    while not (operation := call(gcs_served.http_port, "GET", f"/v2/{name}").json()).get("done"):
-        assert time.monotonic() < deadline, operation
-        time.sleep(0.05)
+    finished(gcs_served.http_port, started.json()["name"])
     assert listing_status(gcs_served.http_port, catalog) == 200
 
 
@@ -125,11 +130,7 @@ def test_a_purge_removes_what_a_pixel_stored(served: Running) -> None:
     started = call(served.http_port, "POST", f"/v2/{catalog}/userEvents:purge",
                    {"filter": 'visitorId = "v1"', "force": True})
     assert started.status == 200, started.body[:300]
-    name = started.json()["name"]
-    deadline = time.monotonic() + 30
-    while not (operation := call(served.http_port, "GET", f"/v2/{name}").json()).get("done"):
-        assert time.monotonic() < deadline, operation
-        time.sleep(0.05)
+    operation = finished(served.http_port, started.json()["name"])
     assert "error" not in operation, operation
 
 
